@@ -1,0 +1,32 @@
+"""Helpers for the course *Transfer Learning for Computer Vision*.
+
+Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
+
+    env       device, seeds, mixed precision, fast/full run mode   (00)
+    catalog   what each data set is: source, checksum, license      (00)
+    data      fetch, verify, load, split, transform, DataLoaders    (00)
+    models    pretrained backbones, heads, freezing                 (04, 07)
+    features  embed a data set once and cache the features          (03)
+    train     training loop, evaluation, history                    (04, 07)
+    checks    exercise checking with feedback                       (every notebook)
+    plot      images, learning curves                               (every notebook)
+
+Submodules are imported on first use, so ``python -m course_utils.data`` and
+``python -m course_utils.finetune`` run without importing the whole package.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "checks", "plot", "finetune"}
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'course_utils' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))
