@@ -16,7 +16,7 @@ import importlib
 import os
 import urllib.error
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -168,17 +168,14 @@ def pick_backbone(preferred="resnet50"):
         return OFFLINE_BACKBONE
 
 
-@lru_cache(maxsize=None)
+@cache
 def weights_id(name):
-    """A short id of a backbone's pretrained weights (for cache keys): sha256 of the file, 12 hex."""
-    if name in _LITE:
-        path = lite_weights_path(name)
-    else:
-        path = torchvision_cache_path(name)
-        if not path.is_file():
-            return _torchvision_weights(name).url.rsplit("-", 1)[-1].split(".")[0]
+    """A short id of a backbone's pretrained weights, for cache keys: a sha256 prefix."""
+    if name not in _LITE:
+        # torchvision names its files <arch>-<sha256 prefix>.pth and checks that hash on download.
+        return f"{name}-{_torchvision_weights(name).url.rsplit('-', 1)[-1].split('.')[0]}"
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(lite_weights_path(name), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:12]

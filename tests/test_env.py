@@ -1,0 +1,49 @@
+import torch
+
+import course_utils as cu
+
+
+def test_fast_mode_follows_the_environment(monkeypatch):
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    assert not cu.env.is_fast()
+    assert cu.env.fast_or_full(1, 5) == 5
+    for value in ("1", "true", "yes"):
+        monkeypatch.setenv("COURSE_FAST", value)
+        assert cu.env.is_fast()
+        assert cu.env.fast_or_full(1, 5) == 1
+    monkeypatch.setenv("COURSE_FAST", "0")
+    assert not cu.env.is_fast()
+
+
+def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert cu.env.get_device().type == "cpu"
+    assert cu.env.device_summary(torch.device("cpu")).startswith("cpu:")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert cu.env.get_device().type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cu.env.get_device().type == "cuda"
+
+
+def test_autocast_is_a_no_op_on_cpu():
+    x = torch.randn(4, 8)
+    layer = torch.nn.Linear(8, 2)
+    with cu.env.autocast("cpu"):
+        y = layer(x)
+    assert y.dtype == torch.float32
+    assert not cu.env.grad_scaler("cpu").is_enabled()
+
+
+def test_seed_makes_runs_repeat():
+    cu.env.set_seed(3)
+    a = torch.randn(5)
+    cu.env.set_seed(3)
+    assert torch.equal(a, torch.randn(5))
+
+
+def test_summary_names_mode_device_and_versions(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    cu.env.summary()
+    out = capsys.readouterr().out
+    assert "fast" in out and "device" in out and "torch 2." in out

@@ -1,0 +1,122 @@
+import urllib.error
+
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+from torchvision.models import ResNet50_Weights
+
+import course_utils as cu
+
+IMAGENET_CLASSES = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]
+CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return cu.models.create("efficientnet_lite0").eval()
+
+
+def top5(model, photo):
+    """Classify a scikit-image photo through the course's own preprocessing."""
+    transform = cu.data.make_transform("efficientnet_lite0", train=False)
+    x = transform(Image.fromarray(photo)).unsqueeze(0)
+    with torch.no_grad():
+        logits = model(x)
+    return [IMAGENET_CLASSES[i] for i in logits.topk(5).indices[0].tolist()]
+
+
+def test_offline_weights_are_real_imagenet_weights(lite0):
+    """Proof that the weights are real: a cat photo is a cat, a coffee photo is espresso."""
+    cat = top5(lite0, skdata.chelsea())
+    assert cat[0] in CAT_CLASSES, cat
+    coffee = top5(lite0, skdata.coffee())
+    assert {"espresso", "cup"} & set(coffee[:5]), coffee
+    assert coffee[0] == "espresso"
+
+
+def test_untrained_model_does_not_pass_the_weights_test():
+    """The photo test would catch a loader that silently left random weights."""
+    torch.manual_seed(0)
+    random_model = cu.models.create("efficientnet_lite0", pretrained=False).eval()
+    assert top5(random_model, skdata.coffee())[0] != "espresso"
+
+
+def test_lite_weights_file_loads_safely():
+    path = cu.models.lite_weights_path("efficientnet_lite0")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert len([k for k in state if not k.endswith("num_batches_tracked")]) == 247
+    assert len(cu.models.weights_id("efficientnet_lite0")) == 12
+
+
+def test_spec_gives_the_normalisation_each_family_needs():
+    assert cu.models.spec("efficientnet_lite0").mean == (0.5, 0.5, 0.5)
+    assert cu.models.spec("efficientnet_lite1").input_size == 240
+    assert cu.models.spec("resnet50").mean == cu.models.IMAGENET_MEAN
+    with pytest.raises(ValueError, match="unknown backbone"):
+        cu.models.spec("resnet1000")
+
+
+@pytest.mark.parametrize("name, head, width", [
+    ("efficientnet_lite0", "classifier", 1280),
+    ("resnet18", "fc", 512),
+    ("mobilenet_v3_large", "classifier", 1280),
+])
+def test_one_head_interface_for_every_family(name, head, width):
+    model = cu.models.create(name, num_classes=3, pretrained=name.startswith("efficientnet"))
+    assert cu.models.head_name(model) == head
+    assert cu.models.num_features(model) == width
+    x = torch.randn(2, 3, 96, 96)
+    model.eval()
+    assert model(x).shape == (2, 3)
+    assert cu.models.forward_features(model, x).shape == (2, width)
+    cu.models.replace_head(model, 0)
+    assert model(x).shape == (2, width)
+
+
+def test_freeze_leaves_only_the_head_trainable_and_freezes_batchnorm(lite0):
+    model = cu.models.create("efficientnet_lite0", num_classes=2)
+    total = cu.models.count_parameters(model, trainable_only=False)
+    cu.models.freeze(model)
+    assert cu.models.count_parameters(model) == 1280 * 2 + 2
+    assert cu.models.count_parameters(model, trainable_only=False) == total
+    # A frozen block computes the same in train and eval mode: BatchNorm stats don't move.
+    x = torch.randn(4, 3, 64, 64)
+    model.eval()
+    before = model(x)
+    model.train()
+    model(x)
+    model.eval()
+    assert torch.allclose(before, model(x))
+
+    cu.models.unfreeze(model, ["blocks.6", "conv_head", "bn2"])
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"blocks", "conv_head", "bn2", "classifier"}
+    assert all(p.requires_grad for p in model.blocks[6].parameters())
+    assert not any(p.requires_grad for p in model.blocks[5].parameters())
+    cu.models.unfreeze(model)
+    assert cu.models.count_parameters(model) == total
+
+
+def test_block_names_run_input_to_output():
+    model = cu.models.create("resnet18", pretrained=False)
+    assert cu.models.block_names(model)[:2] == ["conv1", "bn1"]
+    assert cu.models.block_names(model)[-1] == "fc"
+    lite = cu.models.create("efficientnet_lite0", pretrained=False)
+    assert "blocks.6" in cu.models.block_names(lite)
+
+
+def test_torchvision_weights_offline_give_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(cu.models.BackboneUnavailable) as err:
+        cu.models.create("resnet50")
+    message = str(err.value)
+    assert "resnet50" in message and "efficientnet_lite0" in message
+    assert str(tmp_path) in message and "download.pytorch.org" in message
+    assert not cu.models.is_available("resnet50")
+    assert cu.models.pick_backbone("resnet50") == "efficientnet_lite0"
