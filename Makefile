@@ -1,0 +1,60 @@
+# Two commands do all the set-up (see README.md):
+#   make lab    create .venv if missing, install the course, open JupyterLab on notebooks/
+#   make test   the same install, then lint, unit tests and every notebook (fast mode, offline)
+# A second run reuses .venv: it reinstalls only when requirements.txt or pyproject.toml changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Tests and CI read the data sets from ../shared/datasets when it is there (no download).
+SHARED_DATASETS := $(abspath ../shared/datasets)
+ifneq ($(wildcard $(SHARED_DATASETS)),)
+export COURSE_DATA_MIRROR ?= $(SHARED_DATASETS)
+endif
+
+# JupyterLab refuses to start as root (CI, containers) unless told it may.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+NBVAL    := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+            --nbval-cell-timeout=900 --nbval-kernel-startup-timeout=120
+
+.PHONY: install lab test test-unit test-notebooks lint notebooks clean-notebooks benchmark
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+lint: install
+	$(BIN)/ruff check course_utils tests tools $(wildcard benchmarks)
+
+test-unit: install
+	$(BIN)/python -m pytest tests
+
+# Fast mode (COURSE_FAST=1): every notebook, solutions included, on small real subsets.
+test-notebooks: install
+	COURSE_FAST=1 $(BIN)/python -m pytest $(NBVAL) notebooks
+
+test: lint test-unit test-notebooks
+
+# Full mode: re-run notebooks to refresh the outputs a learner reads (NB=notebooks/07_*.ipynb for one).
+NB ?= notebooks/*.ipynb notebooks/solutions/*.ipynb
+notebooks: install
+	for nb in $(NB); do \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	done
+	$(BIN)/python tools/clean_notebooks.py $(NB)
+
+clean-notebooks: install
+	$(BIN)/python tools/clean_notebooks.py $(NB)
+
+benchmark: install
+	$(BIN)/python benchmarks/finetune_hymenoptera.py
