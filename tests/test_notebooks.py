@@ -1,0 +1,69 @@
+"""Conventions every notebook keeps (nbval runs them; this checks how they are stored)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((REPO / "notebooks" / "solutions").glob("[0-9][0-9]_*_solutions.ipynb"))
+ALL = NOTEBOOKS + SOLUTIONS
+COLAB_MARK = '# On Colab: fetch the course and install it (this cell does nothing anywhere else).'
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS and (REPO / "notebooks" / "00_setup_and_tour.ipynb") in NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_has_a_solutions_notebook(path):
+    assert (path.parent / "solutions" / f"{path.stem}_solutions.ipynb").exists()
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_is_stored_clean_with_outputs_from_a_run(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert "widgets" not in nb.metadata, "widget state blob stored"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), "some code cells were never run"
+    counts = [c.execution_count for c in code]
+    assert counts == sorted(counts), "cells were run out of order"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"stored error: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    for cell in nb.cells:
+        assert set(cell.metadata) <= {"tags"}, f"cell metadata not cleaned: {set(cell.metadata)}"
+    assert path.stat().st_size < 3_000_000
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_starts_with_title_colab_cell_and_setup(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {path.name[:2]} · ")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].source.startswith(COLAB_MARK), "first code cell must be the Colab install cell"
+    assert code[0].source == _colab_cell(), "the Colab cell differs from 00's"
+    assert "import course_utils as cu" in code[1].source and "cu.env.summary()" in code[1].source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_summary_and_checked_exercises(path):
+    nb = nbformat.read(path, as_version=4)
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+    assert "## Summary" in headings and "## Exercises" in headings
+    assert any("cu.checks." in c.source for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_pass_their_checks(path):
+    nb = nbformat.read(path, as_version=4)
+    shown = json.dumps([c.outputs for c in nb.cells if c.cell_type == "code"], ensure_ascii=False)
+    assert "✅" in shown and "❌" not in shown
+
+
+def _colab_cell():
+    nb = nbformat.read(REPO / "notebooks" / "00_setup_and_tour.ipynb", as_version=4)
+    return next(c.source for c in nb.cells if c.cell_type == "code")
