@@ -1,0 +1,492 @@
+"""Make a data set present: already in the data root, linked from a mirror, or downloaded (00).
+
+Order of preference in :func:`fetch`:
+
+1. the data root (``COURSE_DATA_DIR``, default ``data/``) already has it;
+2. a mirror (``COURSE_DATA_MIRROR``, e.g. ``../shared/datasets``) has it: its files are checked
+   against the mirror's ``SHA256SUMS`` once, then linked (copied where links are not allowed);
+   the mirror itself is never written to;
+3. download with torchvision's ``download_url`` (progress bar), check the md5 the standard loader
+   uses (or the shipped sha256 manifest), unpack safely into a temporary folder next to the
+   target and rename it into place, so a failure never leaves a half folder behind.
+
+When none works, :class:`DataUnavailable` says which data set, where to get it and where to put it.
+"""
+
+import contextlib
+import gzip
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import zipfile
+import zlib
+from pathlib import Path
+
+from course_utils import catalog
+from course_utils.env import REPO_ROOT
+
+MANIFEST_NAME = "SHA256SUMS"
+MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
+DOWNLOAD_TIMEOUT_S = 60  # per socket operation; a stalled connection must not hang a notebook
+_NOT_DATA = {MANIFEST_NAME, "SOURCE.md"}  # files that describe a data set rather than hold it
+_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+class DataUnavailable(RuntimeError):
+    """A data set is not here and cannot be made present; the message says what to do."""
+
+
+class ChecksumError(DataUnavailable):
+    """A file does not match its checksum: a corrupted or truncated copy."""
+
+
+class UnsafeArchive(DataUnavailable):
+    """An archive member would land outside its folder (path traversal); nothing was kept."""
+
+
+# ----- where data lives ----------------------------------------------------------------------
+
+def _env_path(variable, default):
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    path = Path(value).expanduser()
+    # Relative to the repository, not the working directory: notebooks run from notebooks/.
+    return (path if path.is_absolute() else REPO_ROOT / path).resolve()
+
+
+def data_root():
+    """The data root: ``COURSE_DATA_DIR`` or ``data/`` in the repository (git-ignored)."""
+    return _env_path("COURSE_DATA_DIR", REPO_ROOT / "data")
+
+
+def mirror_root():
+    """The read-only mirror folder ``COURSE_DATA_MIRROR``, or None when it is unset."""
+    return _env_path("COURSE_DATA_MIRROR", None)
+
+
+def _paths(entry, folder):
+    """The paths that make up a data set inside `folder`: the folder, or its member files."""
+    return [folder / m for m in entry.members] if entry.members else [folder]
+
+
+def is_present(name):
+    """True when the data set is in the data root (cheap: no checksums)."""
+    entry = catalog.get(name)
+    paths = _paths(entry, data_root() / entry.folder)
+    if entry.members:
+        return all(p.is_file() for p in paths)
+    # An empty folder (say, made by hand) is not a data set.
+    return paths[0].is_dir() and any(paths[0].iterdir())
+
+
+# ----- checksums -----------------------------------------------------------------------------
+
+def sha256_file(path):
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def md5_file(path):
+    """The md5 of a file, as torchvision computes it for its downloads."""
+    from torchvision.datasets.utils import calculate_md5
+
+    return calculate_md5(path)
+
+
+def read_manifest(path):
+    """A ``SHA256SUMS`` file (``sha256sum`` format) as {relative path: sha256}."""
+    sums = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        match = _LINE.match(line)
+        if match:
+            sums[match.group(2)] = match.group(1).lower()
+    return sums
+
+
+def _data_files(folder):
+    """Every data file under `folder`, following links, as paths relative to it."""
+    folder = Path(folder)
+    found = []
+    for dirpath, _, filenames in os.walk(folder, followlinks=True):
+        for filename in filenames:
+            rel = (Path(dirpath) / filename).relative_to(folder)
+            if rel.as_posix() not in _NOT_DATA and not filename.startswith(".partial"):
+                found.append(rel)
+    return sorted(found)
+
+
+def write_manifest(folder):
+    """Write ``folder/SHA256SUMS`` for every data file in it (what a mirror needs)."""
+    folder = Path(folder)
+    lines = [f"{sha256_file(folder / rel)}  {rel.as_posix()}\n" for rel in _data_files(folder)]
+    path = folder / MANIFEST_NAME
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def check_files(folder, expected):
+    """Paths under `folder` that are missing or differ from `expected` ({rel path: sha256})."""
+    folder = Path(folder)
+    bad = []
+    for rel, digest in sorted(expected.items()):
+        path = folder / rel
+        if not path.is_file() or sha256_file(path) != digest:
+            bad.append(path)
+    return bad
+
+
+def _select(entry, sums, where):
+    """The manifest lines of this data set (all of them, or its member files)."""
+    if not entry.members:
+        return sums
+    missing = [m for m in entry.members if m not in sums]
+    if missing:
+        raise ChecksumError(f"{entry.name}: {where} has no checksum for {', '.join(missing)}.")
+    return {m: sums[m] for m in entry.members}
+
+
+def expected_sums(name):
+    """The checksums a present copy is checked against, or None when there are none."""
+    entry = catalog.get(name)
+    own = data_root() / entry.folder / MANIFEST_NAME
+    # A mirrored or downloaded folder carries its own list; a MedMNIST file uses the shipped one.
+    if not entry.members and own.is_file():
+        return read_manifest(own)
+    if entry.manifest:
+        path = MANIFEST_DIR / entry.manifest
+        return _select(entry, read_manifest(path), path)
+    return None
+
+
+def verify(name):
+    """Check a present data set against its checksums; returns the bad (or missing) files."""
+    entry = catalog.get(name)
+    if not is_present(name):
+        raise DataUnavailable(f"{name} is not in {data_root()}: nothing to verify "
+                              f"(run `python -m course_utils.data fetch {name}`).")
+    expected = expected_sums(name)
+    return [] if expected is None else check_files(data_root() / entry.folder, expected)
+
+
+def fingerprint(name):
+    """A short hash of the data set's file names, sizes and modification times (cache keys)."""
+    entry = catalog.get(name)
+    folder = data_root() / entry.folder
+    files = [Path(m) for m in entry.members] or _data_files(folder)
+    digest = hashlib.sha256()
+    for rel in files:
+        stat = (folder / rel).stat()  # follows links: a mirror file's own size and time count
+        digest.update(f"{rel.as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+# ----- messages ------------------------------------------------------------------------------
+
+def _where(entry):
+    target = data_root() / entry.folder
+    return (f"  Get it from: {' or '.join(entry.urls) or '(no public source)'}\n"
+            f"  and put it in: {target}  (layout: {entry.layout})\n"
+            f"  or set COURSE_DATA_MIRROR to a course mirror that has a '{entry.folder}' folder.")
+
+
+def _missing_message(entry, reason):
+    return (f"Data set '{entry.name}' ({entry.title}) is not in {data_root()} and {reason}.\n"
+            + _where(entry))
+
+
+# ----- from a mirror -------------------------------------------------------------------------
+
+def _mirror_source(entry):
+    """The mirror folder that holds this data set, or None."""
+    mirror = mirror_root()
+    if mirror is None:
+        return None
+    source = mirror / entry.folder
+    if entry.members:
+        return source if all((source / m).is_file() for m in entry.members) else None
+    return source if source.is_dir() else None
+
+
+def _verify_mirror(entry, source):
+    """Check the mirror's files once per manifest; later runs only read the marker."""
+    manifest = source / MANIFEST_NAME
+    if not manifest.is_file():
+        raise DataUnavailable(f"{entry.name}: the mirror folder {source} has no {MANIFEST_NAME}, so "
+                              "its files cannot be checked. Recreate the mirror with "
+                              "`python -m course_utils.data mirror DEST`.")
+    expected = _select(entry, read_manifest(manifest), manifest)
+    listing = "".join(f"{d}  {r}\n" for r, d in sorted(expected.items()))
+    key = hashlib.sha256(f"{source.resolve()}\n{listing}".encode()).hexdigest()[:16]
+    marker = data_root() / ".verified" / f"{entry.name}-{key}"
+    if marker.exists():
+        return expected
+    bad = check_files(source, expected)
+    if bad:
+        raise ChecksumError(f"{entry.name}: {len(bad)} file(s) in the mirror do not match its "
+                            f"{MANIFEST_NAME}, first: {bad[0]}. The mirror was not used (and not "
+                            "changed): ask whoever prepared it to copy that file again, or unset "
+                            "COURSE_DATA_MIRROR to download.")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{source}\n", encoding="utf-8")
+    return expected
+
+
+def _link(source, target):
+    """Symlink target -> source; False where the platform refuses (Windows without rights)."""
+    try:
+        os.symlink(source, target, target_is_directory=source.is_dir())
+    except FileExistsError:
+        pass  # another process linked it first
+    except OSError:
+        return False
+    return True
+
+
+def _copy_checked(entry, source, target, expected):
+    """Copy from the mirror into a temporary name, check the copy, then rename it into place."""
+    partial = Path(tempfile.mkdtemp(prefix=f".partial-{entry.folder}-", dir=data_root()))
+    try:
+        copy = partial / source.name
+        if source.is_dir():
+            shutil.copytree(source, copy)
+            bad = check_files(copy, expected)
+        else:
+            shutil.copy2(source, copy)
+            bad = [] if sha256_file(copy) == expected[source.name] else [copy]
+        if bad:
+            raise ChecksumError(f"{entry.name}: the copy of {bad[0].name} from the mirror does "
+                                "not match its checksum; nothing was kept.")
+        os.replace(copy, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _from_mirror(entry, source):
+    """Link (or copy) a verified data set from the mirror into the data root."""
+    expected = _verify_mirror(entry, source)
+    folder = data_root() / entry.folder
+    if entry.members:
+        folder.mkdir(parents=True, exist_ok=True)
+        pairs = [(source / m, folder / m) for m in entry.members]
+    else:
+        pairs = [(source, folder)]
+    for src, target in pairs:
+        if not _link(src.resolve(), target):
+            wanted = expected if src.is_dir() else {src.name: expected[src.name]}
+            _copy_checked(entry, src, target, wanted)
+
+
+def _recheck_link(entry):
+    """A linked copy: re-check the mirror only when its manifest changed since last time."""
+    folder = data_root() / entry.folder
+    for path in _paths(entry, folder):
+        if path.is_symlink():
+            source = path.resolve() if not entry.members else path.resolve().parent
+            _verify_mirror(entry, source)
+            return
+
+
+# ----- download ------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _socket_timeout(seconds):
+    # download_url takes no timeout; without one a stalled connection hangs the notebook forever.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _download_file(entry, archive, downloads):
+    """Download one file with torchvision's download_url and check its md5; returns the path."""
+    from torchvision.datasets.utils import download_url
+
+    final = downloads / archive.filename
+    if final.is_file() and (archive.md5 is None or md5_file(final) == archive.md5):
+        return final  # only checked, complete downloads ever get the final name
+    part = downloads / f"{archive.filename}.part"
+    part.unlink(missing_ok=True)  # a leftover of an interrupted run is never reused
+    print(f"Downloading {entry.name}: {archive.url}", file=sys.stderr)
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            # No md5= here: we check it ourselves to name the file and retry cleanly.
+            download_url(archive.url, str(downloads), filename=part.name)
+    except http.client.HTTPException as err:  # the connection dropped mid-file
+        part.unlink(missing_ok=True)
+        raise ChecksumError(f"{entry.name}: the download of {archive.url} was cut off ({err!r}).") from err
+    except (urllib.error.URLError, OSError) as err:
+        part.unlink(missing_ok=True)
+        raise DataUnavailable(_missing_message(entry, f"downloading it failed ({err})")) from err
+    if archive.md5 is not None:
+        got = md5_file(part)
+        if got != archive.md5:
+            part.unlink()
+            raise ChecksumError(f"{entry.name}: {archive.filename} from {archive.url} has md5 "
+                                f"{got}, expected {archive.md5} (a corrupted or truncated download).")
+    os.replace(part, final)
+    return final
+
+
+def _check_zip_member(name, dest, archive):
+    parts = name.replace("\\", "/").split("/")
+    inside = (dest / name).resolve().is_relative_to(dest.resolve())
+    if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0] or not inside:
+        raise UnsafeArchive(f"{Path(archive).name}: member {name!r} would be written outside "
+                            f"{dest}; nothing was extracted.")
+
+
+def extract_safely(archive, dest):
+    """Unpack a zip or tar(.gz) into `dest`, refusing any member that would land outside it."""
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():  # check all first: refuse before writing anything
+                    _check_zip_member(info.filename, dest, archive)
+                zf.extractall(dest)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                # The "data" filter refuses absolute paths, "..", links leaving dest, devices.
+                tf.extractall(dest, filter="data")
+        else:
+            raise ChecksumError(f"{archive.name} is neither a zip nor a tar archive "
+                                "(a truncated or corrupted download?).")
+    except tarfile.FilterError as err:
+        raise UnsafeArchive(f"{archive.name}: {err}; refusing to extract it.") from err
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise ChecksumError(f"{archive.name} cannot be unpacked ({err}): a truncated or "
+                            "corrupted download.") from err
+
+
+def _install(entry, top):
+    """Move a checked, unpacked data set from its temporary folder to its final name."""
+    folder = data_root() / entry.folder
+    if entry.members:
+        folder.mkdir(parents=True, exist_ok=True)
+        for member in entry.members:
+            os.replace(top / member, folder / member)
+        return
+    write_manifest(top)  # so `verify` can check it later, and it can serve as a mirror
+    try:
+        os.rename(top, folder)
+    except OSError:
+        if not is_present(entry.name):  # lost a race to another process: theirs is as good
+            raise
+
+
+def _download_once(entry):
+    root = data_root()
+    downloads = root / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".partial-{entry.folder}-", dir=root))
+    try:
+        for archive in entry.archives:
+            path = _download_file(entry, archive, downloads)
+            dest = partial / archive.into
+            if archive.extract:
+                extract_safely(path, dest)
+            else:
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest / archive.filename)
+        top = partial / entry.archive_root
+        if not top.is_dir():
+            raise ChecksumError(f"{entry.name}: the download does not contain "
+                                f"'{entry.archive_root}/' (not the expected archive).")
+        if entry.manifest:  # no md5 published upstream: every file is pinned instead
+            path = MANIFEST_DIR / entry.manifest
+            bad = check_files(top, _select(entry, read_manifest(path), path))
+            if bad:
+                raise ChecksumError(f"{entry.name}: {bad[0].relative_to(top)} does not match the "
+                                    f"pinned sha256 in {path.name} ({len(bad)} bad file(s)).")
+        _install(entry, top)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    for archive in entry.archives:  # the unpacked copy is what we keep; halve the disk use
+        (downloads / archive.filename).unlink(missing_ok=True)
+
+
+def _download(entry):
+    """Download, check and unpack; on a checksum failure start over once, then give up."""
+    try:
+        _download_once(entry)
+    except UnsafeArchive:
+        _forget_downloads(entry)  # a malicious archive does not become safe on a second try
+        raise
+    except ChecksumError as err:
+        print(f"{err}\nRetrying the download once.", file=sys.stderr)
+        _forget_downloads(entry)
+        try:
+            _download_once(entry)
+        except ChecksumError as again:
+            _forget_downloads(entry)
+            raise ChecksumError(f"{again}\nThe download failed its check twice, so nothing was "
+                                "kept. Try again later, or download it by hand:\n"
+                                + _where(entry)) from again
+
+
+def _forget_downloads(entry):
+    for archive in entry.archives:
+        for name in (archive.filename, f"{archive.filename}.part"):
+            (data_root() / "downloads" / name).unlink(missing_ok=True)
+
+
+# ----- the one entry point -------------------------------------------------------------------
+
+def fetch(name):
+    """Make a data set present in the data root (cache, mirror or download); returns its folder."""
+    entry = catalog.get(name)
+    folder = data_root() / entry.folder
+    if is_present(name):
+        _recheck_link(entry)
+        return folder
+    for path in _paths(entry, folder):
+        if path.is_symlink():  # points at a mirror that moved away
+            path.unlink()
+    data_root().mkdir(parents=True, exist_ok=True)
+    source = _mirror_source(entry)
+    if source is not None:
+        _from_mirror(entry, source)
+    elif entry.archives:
+        _download(entry)
+    else:
+        raise DataUnavailable(_missing_message(
+            entry, "it has no public direct download: get it by hand from the authors' page"))
+    return folder
+
+
+def export_mirror(dest, names=None):
+    """Copy present, verified data sets into `dest` with a SHA256SUMS each: a classroom mirror."""
+    dest = Path(dest)
+    done = []
+    for name in names or list(catalog.DATASETS):
+        if not is_present(name):
+            continue
+        bad = verify(name)
+        if bad:
+            raise ChecksumError(f"{name}: {bad[0]} does not match its checksum; not exported.")
+        entry = catalog.get(name)
+        source, target = data_root() / entry.folder, dest / entry.folder
+        target.mkdir(parents=True, exist_ok=True)
+        if entry.members:
+            for member in entry.members:
+                shutil.copy2(source / member, target / member)
+        else:
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        write_manifest(target)
+        done.append(name)
+    return done
