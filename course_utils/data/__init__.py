@@ -4,7 +4,7 @@
                                                                              dataset="eurosat"))
     loader = cu.data.make_loader(ds, batch_size=64, shuffle=True)
 
-``load`` fetches first (data root, then mirror, then download; see ``fetch.py``), reads the
+``load`` fetches first (data root, then mirror, then download; see ``store.py``), reads the
 files with the standard loader named in the catalog, applies the catalog's split and, in fast
 mode (``COURSE_FAST=1``), a small stratified subset. Every data set comes back with the same
 attributes: ``.classes`` (names), ``.targets`` (ints), ``.indices`` (into the full loader).
@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as _TorchDataset
 
 from course_utils import catalog, env
-from course_utils.data.fetch import (
+from course_utils.data.store import (
     ChecksumError,
     DataUnavailable,
     UnsafeArchive,
     data_root,
+    expected_sums,
     export_mirror,
     extract_safely,
     fetch,
@@ -36,7 +37,7 @@ from course_utils.data.fetch import (
 
 __all__ = [
     "ChecksumError", "CourseDataset", "DataUnavailable", "UnsafeArchive", "data_root",
-    "export_mirror", "extract_safely", "fetch", "fingerprint", "is_present", "load",
+    "expected_sums", "export_mirror", "extract_safely", "fetch", "fingerprint", "is_present", "load",
     "make_loader", "make_transform", "mirror_root", "safe_num_workers", "stratified_split",
     "stratified_subset", "verify",
 ]

@@ -195,15 +195,13 @@ def fingerprint(name):
 # ----- messages ------------------------------------------------------------------------------
 
 def _where(entry):
-    target = data_root() / entry.folder
     return (f"  Get it from: {' or '.join(entry.urls) or '(no public source)'}\n"
-            f"  and put it in: {target}  (layout: {entry.layout})\n"
+            f"  and unpack it so that this exists: {data_root() / entry.layout}\n"
             f"  or set COURSE_DATA_MIRROR to a course mirror that has a '{entry.folder}' folder.")
 
 
 def _missing_message(entry, reason):
-    return (f"Data set '{entry.name}' ({entry.title}) is not in {data_root()} and {reason}.\n"
-            + _where(entry))
+    return f"Data set '{entry.name}' is not in {data_root()} and {reason}.\n" + _where(entry)
 
 
 # ----- from a mirror -------------------------------------------------------------------------
@@ -254,16 +252,25 @@ def _link(source, target):
     return True
 
 
+def copy_tree(source, target):
+    """Copy a data set's files and notes, but not the mirror's read-only permissions."""
+    source, target = Path(source), Path(target)
+    extra = [Path(n) for n in sorted(_NOT_DATA) if (source / n).is_file()]
+    for rel in _data_files(source) + extra:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / rel, target / rel)
+
+
 def _copy_checked(entry, source, target, expected):
     """Copy from the mirror into a temporary name, check the copy, then rename it into place."""
     partial = Path(tempfile.mkdtemp(prefix=f".partial-{entry.folder}-", dir=data_root()))
     try:
         copy = partial / source.name
         if source.is_dir():
-            shutil.copytree(source, copy)
+            copy_tree(source, copy)
             bad = check_files(copy, expected)
         else:
-            shutil.copy2(source, copy)
+            shutil.copyfile(source, copy)
             bad = [] if sha256_file(copy) == expected[source.name] else [copy]
         if bad:
             raise ChecksumError(f"{entry.name}: the copy of {bad[0].name} from the mirror does "
@@ -341,7 +348,8 @@ def _download_file(entry, archive, downloads):
     return final
 
 
-def _check_zip_member(name, dest, archive):
+def _check_member(name, dest, archive):
+    """Refuse an absolute name, a drive, '..', or anything that resolves outside `dest`."""
     parts = name.replace("\\", "/").split("/")
     inside = (dest / name).resolve().is_relative_to(dest.resolve())
     if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0] or not inside:
@@ -357,11 +365,13 @@ def extract_safely(archive, dest):
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 for info in zf.infolist():  # check all first: refuse before writing anything
-                    _check_zip_member(info.filename, dest, archive)
+                    _check_member(info.filename, dest, archive)
                 zf.extractall(dest)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
-                # The "data" filter refuses absolute paths, "..", links leaving dest, devices.
+                for member in tf.getmembers():  # refuse, where the filter would only rewrite
+                    _check_member(member.name, dest, archive)
+                # The "data" filter also refuses links that leave dest, and device files.
                 tf.extractall(dest, filter="data")
         else:
             raise ChecksumError(f"{archive.name} is neither a zip nor a tar archive "
@@ -402,7 +412,7 @@ def _download_once(entry):
                 extract_safely(path, dest)
             else:
                 dest.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest / archive.filename)
+                shutil.copyfile(path, dest / archive.filename)
         top = partial / entry.archive_root
         if not top.is_dir():
             raise ChecksumError(f"{entry.name}: the download does not contain "
@@ -484,9 +494,9 @@ def export_mirror(dest, names=None):
         target.mkdir(parents=True, exist_ok=True)
         if entry.members:
             for member in entry.members:
-                shutil.copy2(source / member, target / member)
+                shutil.copyfile(source / member, target / member)
         else:
-            shutil.copytree(source, target, dirs_exist_ok=True)
+            copy_tree(source, target)
         write_manifest(target)
         done.append(name)
     return done
