@@ -1,0 +1,132 @@
+"""Embed a data set once with a frozen backbone and keep the features on disk (notebook 03).
+
+A linear probe or a new head then trains on ``X`` in seconds instead of running the backbone
+every epoch. The cache lives in ``cu.data.data_root() / "features"`` and is keyed by everything
+that changes the numbers: data set, split, backbone and its weights, the transform, the subset
+of images and the data files themselves. Change any of them and the features are recomputed;
+a stale file is never read back.
+
+    X, y = cu.features.cached_features("eurosat", "train", "efficientnet_lite0")
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+
+import torch
+from tqdm import tqdm  # plain text bar: no widget state stored in the notebooks
+
+from course_utils import data, env
+
+CACHE_FORMAT = 1  # bump when the stored layout changes, so old files are not read back
+
+
+def embed(model, dataset, batch_size=64, device=None):
+    """Features of every image as ``(X [N, D] float32, y [N] long)``; the model runs frozen."""
+    device = torch.device(device) if device is not None else env.get_device()
+    was_training = model.training
+    model.eval().to(device)  # eval: BatchNorm uses its running statistics, dropout is off
+    loader = data.make_loader(dataset, batch_size, shuffle=False, device=device)
+    features, labels = [], []
+    try:
+        with torch.no_grad(), env.autocast(device):
+            for X, y in tqdm(loader, desc="embedding", unit="batch"):
+                out = model(X.to(device, non_blocking=True))
+                features.append(out.flatten(1).float().cpu())
+                labels.append(torch.as_tensor(y))
+    finally:
+        model.train(was_training)  # leave the learner's model as we found it
+    if not features:
+        raise ValueError("embed: the data set is empty")
+    return torch.cat(features), torch.cat(labels).long()
+
+
+def weights_digest(model):
+    """A short hash of a model's weights: a fine-tuned model never reuses its parent's cache."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:12]
+
+
+def _digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def cache_key(dataset, backbone, model_id, transform):
+    """Everything that changes the features of a loaded data set, as a dict."""
+    return {
+        "format": CACHE_FORMAT,
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "backbone": backbone,
+        "weights": model_id,
+        "transform": repr(transform),
+        "indices": _digest(dataset.indices)[:16],
+        "files": data.fingerprint(dataset.name),
+    }
+
+
+def cache_path(key):
+    """Where the features for a cache key live: features/<data set>/<split>-<backbone>-<hash>.pt."""
+    name = f"{key['split']}-{key['backbone']}-{_digest(key)[:16]}.pt"
+    return data.data_root() / "features" / key["dataset"] / name
+
+
+def _read(path, key):
+    """(X, y) from a cache file whose stored key matches, else None."""
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged file is a miss, not an error: it gets rewritten
+        return None
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None
+    return stored["X"], stored["y"]
+
+
+def _write(path, key, X, y):
+    """Save atomically: a crash mid-write never leaves a file that loads as valid features."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save({"key": key, "X": X, "y": y}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def cached_features(name, split, backbone, transform=None, fast=None, batch_size=64,
+                    device=None, model=None, model_id=None):
+    """``(X, y)`` of a data set split embedded by a frozen backbone; computed once, then read back.
+
+    ``model`` / ``model_id`` replace ``cu.models.create(backbone, num_classes=0)`` and its weights
+    id (say, for a fine-tuned model); without ``model_id`` a passed model is keyed by its weights.
+    """
+    if transform is None:
+        transform = data.make_transform(backbone, train=False, dataset=name)
+    dataset = data.load(name, split, transform=transform, fast=fast)
+    if model_id is None:
+        if model is None:
+            from course_utils import models
+
+            model_id = models.weights_id(backbone)
+        else:
+            model_id = weights_digest(model)
+    key = cache_key(dataset, backbone, model_id, transform)
+    path = cache_path(key)
+    cached = _read(path, key)
+    if cached is not None:
+        return cached
+    if model is None:  # built only on a miss: a hit costs no model at all
+        from course_utils import models
+
+        model = models.create(backbone, num_classes=0)
+    X, y = embed(model, dataset, batch_size=batch_size, device=device)
+    _write(path, key, X, y)
+    return X, y
