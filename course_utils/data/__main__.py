@@ -81,6 +81,7 @@ def cmd_verify(args):
             continue
         if data.expected_sums(name) is None:
             print(f"{name}: present, but has no checksum list to check it against (placed by hand)")
+            continue
         for path in bad:
             real = f" (-> {path.resolve()})" if path.resolve() != path else ""
             print(f"{name}: BAD {path}{real}", file=sys.stderr)
