@@ -241,6 +241,28 @@ def test_without_symlinks_the_mirror_is_copied_and_the_copy_checked(
     assert cu.data.verify("tiny") == [] and len(cu.data.load("tiny", "train")) == 4
 
 
+def test_files_the_manifest_does_not_list_are_not_let_in(empty_data, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    make_tree(mirror / "tiny")
+    cu.data.store.write_manifest(mirror / "tiny")
+    extra = mirror / "tiny" / "train" / "a" / "extra.png"
+    Image.new("RGB", (8, 8)).save(extra)
+    (mirror / "tiny" / ".DS_Store").write_bytes(b"finder junk")  # hidden files are not data
+    monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror))
+    monkeypatch.setitem(DATASETS, "tiny", tiny_entry("http://127.0.0.1:9/tiny.zip", None))
+    with pytest.raises(cu.data.ChecksumError, match="extra.png"):
+        cu.data.fetch("tiny")
+    extra.unlink()
+    cu.data.fetch("tiny")
+    assert cu.data.verify("tiny") == []
+    extra.write_bytes(b"slipped in later")
+    assert cu.data.verify("tiny") == [empty_data / "tiny" / "train" / "a" / "extra.png"]
+    (mirror / "tiny" / "SHA256SUMS").write_text("")
+    (empty_data / "tiny").unlink()
+    with pytest.raises(cu.data.ChecksumError, match="lists no files"):
+        cu.data.fetch("tiny")
+
+
 def test_verify_names_a_file_corrupted_after_fetch(empty_data, shared_mirror, tmp_path,
                                                    monkeypatch):
     mirror = make_mirror(tmp_path, shared_mirror)

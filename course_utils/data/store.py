@@ -122,7 +122,8 @@ def _data_files(folder):
     for dirpath, _, filenames in os.walk(folder, followlinks=True):
         for filename in filenames:
             rel = (Path(dirpath) / filename).relative_to(folder)
-            if rel.as_posix() not in _NOT_DATA and not filename.startswith(".partial"):
+            # Hidden files (.DS_Store, partial downloads) are not data.
+            if rel.as_posix() not in _NOT_DATA and not filename.startswith("."):
                 found.append(rel)
     return sorted(found)
 
@@ -136,14 +137,20 @@ def write_manifest(folder):
     return path
 
 
-def check_files(folder, expected):
-    """Paths under `folder` that are missing or differ from `expected` ({rel path: sha256})."""
+def check_files(folder, expected, complete=False):
+    """Paths under `folder` that are missing or differ from `expected` ({rel path: sha256}).
+
+    With ``complete``, files that `expected` does not list count as bad too: nothing unchecked
+    slips into a data set.
+    """
     folder = Path(folder)
     bad = []
     for rel, digest in sorted(expected.items()):
         path = folder / rel
         if not path.is_file() or sha256_file(path) != digest:
             bad.append(path)
+    if complete:
+        bad += [folder / rel for rel in _data_files(folder) if rel.as_posix() not in expected]
     return bad
 
 
@@ -177,7 +184,9 @@ def verify(name):
         raise DataUnavailable(f"{name} is not in {data_root()}: nothing to verify "
                               f"(run `python -m course_utils.data fetch {name}`).")
     expected = expected_sums(name)
-    return [] if expected is None else check_files(data_root() / entry.folder, expected)
+    if expected is None:
+        return []
+    return check_files(data_root() / entry.folder, expected, complete=not entry.members)
 
 
 def fingerprint(name):
@@ -225,15 +234,17 @@ def _verify_mirror(entry, source):
                               "its files cannot be checked. Recreate the mirror with "
                               "`python -m course_utils.data mirror DEST`.")
     expected = _select(entry, read_manifest(manifest), manifest)
+    if not expected:
+        raise ChecksumError(f"{entry.name}: {manifest} lists no files, so nothing can be checked.")
     listing = "".join(f"{d}  {r}\n" for r, d in sorted(expected.items()))
     key = hashlib.sha256(f"{source.resolve()}\n{listing}".encode()).hexdigest()[:16]
     marker = data_root() / ".verified" / f"{entry.name}-{key}"
     if marker.exists():
         return expected
-    bad = check_files(source, expected)
+    bad = check_files(source, expected, complete=not entry.members)
     if bad:
-        raise ChecksumError(f"{entry.name}: {len(bad)} file(s) in the mirror do not match its "
-                            f"{MANIFEST_NAME}, first: {bad[0]}. The mirror was not used (and not "
+        raise ChecksumError(f"{entry.name}: {len(bad)} file(s) in the mirror are missing from, or "
+                            f"do not match, its {MANIFEST_NAME}; first: {bad[0]}. The mirror was not used (and not "
                             "changed): ask whoever prepared it to copy that file again, or unset "
                             "COURSE_DATA_MIRROR to download.")
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -268,7 +279,7 @@ def _copy_checked(entry, source, target, expected):
         copy = partial / source.name
         if source.is_dir():
             copy_tree(source, copy)
-            bad = check_files(copy, expected)
+            bad = check_files(copy, expected, complete=True)
         else:
             shutil.copyfile(source, copy)
             bad = [] if sha256_file(copy) == expected[source.name] else [copy]
