@@ -188,7 +188,8 @@ def load(name, split, transform=None, fast=None):
         raise DataUnavailable(f"{name}: found {n_found} classes in {data_root() / entry.folder}, "
                               f"the catalog lists {len(entry.classes)} (layout: {entry.layout}).")
     indices = _split_indices(entry, split, targets)
-    if env.is_fast() if fast is None else fast:
+    fast = env.is_fast() if fast is None else fast
+    if fast:
         per_class = entry.fast_per_class[0 if split == "train" else 1]
         subset = stratified_subset([targets[i] for i in indices], per_class, FAST_SUBSET_SEED)
         indices = [indices[j] for j in subset]
