@@ -54,7 +54,6 @@ def set_seed(seed=0):
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
-    return seed
 
 
 def seed_worker(worker_id):

@@ -31,9 +31,18 @@ def test_list_shows_each_data_set_size_license_and_presence(with_mirror, capsys)
     rows = {line.split()[0]: line for line in out.splitlines()[4:]}
     assert set(rows) == set(cu.catalog.DATASETS)
     assert "present" in rows["breastmnist"] and "0.6 MB" in rows["breastmnist"]
-    assert "missing" in rows["eurosat"] and "~92 MB" in rows["eurosat"]
+    assert "in mirror" in rows["eurosat"] and "~92 MB" in rows["eurosat"]
     for name, entry in cu.catalog.DATASETS.items():
         assert entry.license in rows[name]
+
+
+def test_list_says_missing_without_a_mirror(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_DATA_MIRROR", raising=False)
+    assert main(["list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[4:]}
+    assert all("missing" in row for row in rows.values())
+    assert [r["status"] for r in cu.data.status()] == ["missing"] * len(cu.catalog.DATASETS)
 
 
 def test_fetch_all_from_the_mirror_then_verify(with_mirror, capsys):

@@ -39,7 +39,7 @@ __all__ = [
     "ChecksumError", "CourseDataset", "DataUnavailable", "UnsafeArchive", "data_root",
     "expected_sums", "export_mirror", "extract_safely", "fetch", "fingerprint", "is_present", "load",
     "make_loader", "make_transform", "mirror_root", "safe_num_workers", "stratified_split",
-    "stratified_subset", "verify",
+    "stratified_subset", "status", "verify",
 ]
 
 FAST_SUBSET_SEED = 0  # the fast-mode subset is the same images in every run and on every machine
@@ -194,6 +194,34 @@ def load(name, split, transform=None, fast=None):
         subset = stratified_subset([targets[i] for i in indices], per_class, FAST_SUBSET_SEED)
         indices = [indices[j] for j in subset]
     return CourseDataset(base, indices, targets, entry.classes, transform, name, split)
+
+
+# ----- what is here ---------------------------------------------------------------------------
+
+def _disk_mb(entry):
+    """Megabytes a present data set takes, following links into a mirror."""
+    folder = data_root() / entry.folder
+    paths = [folder / m for m in entry.members] or [
+        os.path.join(d, f) for d, _, files in os.walk(folder, followlinks=True) for f in files]
+    return sum(os.path.getsize(p) for p in paths) / 1e6
+
+
+def status():
+    """One row per catalog data set: what it is, its size and license, and where it is (00)."""
+    from course_utils.data.store import _mirror_source
+
+    rows = []
+    for name, entry in catalog.DATASETS.items():
+        if is_present(name):
+            first = data_root() / entry.folder / (entry.members[0] if entry.members else "")
+            where = "present (mirror link)" if first.is_symlink() else "present"
+            size = _disk_mb(entry)
+        else:
+            where = "in mirror (fetch links it)" if _mirror_source(entry) else "missing"
+            size = entry.size_mb
+        rows.append({"name": name, "status": where, "size_mb": round(size, 1),
+                     "classes": len(entry.classes), "task": entry.task, "license": entry.license})
+    return rows
 
 
 # ----- transforms ----------------------------------------------------------------------------

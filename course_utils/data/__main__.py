@@ -10,39 +10,21 @@ Errors are printed as one clear message (no traceback) and the exit status is 1.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from course_utils import catalog, data
 
 
-def _disk_mb(name):
-    """Megabytes the data set takes, following links into a mirror."""
-    entry = catalog.get(name)
-    folder = data.data_root() / entry.folder
-    paths = [folder / m for m in entry.members] or [
-        Path(d) / f for d, _, files in os.walk(folder, followlinks=True) for f in files]
-    return sum(p.stat().st_size for p in paths) / 1e6
-
-
-def _state(name):
-    entry = catalog.get(name)
-    if not data.is_present(name):
-        return "missing"
-    first = data.data_root() / entry.folder / (entry.members[0] if entry.members else "")
-    return "present (mirror link)" if first.is_symlink() else "present"
-
-
 def cmd_list(args):
     """Print each data set, its size, license and whether it is present."""
     print(f"data root: {data.data_root()}")
     print(f"mirror   : {data.mirror_root() or '(none; set COURSE_DATA_MIRROR)'}\n")
-    print(f"{'name':<15} {'status':<22} {'size':>10}  license")
-    for name, entry in catalog.DATASETS.items():
-        present = data.is_present(name)
-        size = f"{_disk_mb(name):,.1f} MB" if present else f"~{entry.size_mb:,.0f} MB"
-        print(f"{name:<15} {_state(name):<22} {size:>10}  {entry.license}")
+    print(f"{'name':<15} {'status':<27} {'size':>10}  license")
+    for row in data.status():
+        estimate = "" if row["status"].startswith("present") else "~"  # the download's size
+        size = f"{estimate}{row['size_mb']:,.0f} MB" if estimate else f"{row['size_mb']:,.1f} MB"
+        print(f"{row['name']:<15} {row['status']:<27} {size:>10}  {row['license']}")
     return 0
 
 
