@@ -1,0 +1,199 @@
+"""The fine-tune command, run as a learner runs it: a subprocess on real images (hymenoptera).
+
+Good folders in both layouts train and write what they promise; every kind of bad input ends
+with one clear message on stderr, a non-zero exit and no traceback.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import course_utils as cu
+from course_utils import finetune
+
+PER_CLASS = {"train": 8, "val": 5}
+
+
+def run_command(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "course_utils.finetune", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cu.env.REPO_ROOT)
+
+
+def copy_images(source, target, n):
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.jpg"))[:n]:
+        shutil.copyfile(path, target / path.name)
+
+
+@pytest.fixture(scope="module")
+def hymenoptera(shared_mirror):
+    return shared_mirror / "hymenoptera_data"
+
+
+@pytest.fixture(scope="module")
+def train_val_dir(hymenoptera, tmp_path_factory):
+    """train/ and val/ with a few real ants and bees, one truncated JPEG and one text file."""
+    root = tmp_path_factory.mktemp("train_val")
+    for split, n in PER_CLASS.items():
+        for name in ("ants", "bees"):
+            copy_images(hymenoptera / split / name, root / split / name, n)
+    good = sorted((root / "train" / "bees").glob("*.jpg"))[0].read_bytes()
+    (root / "train" / "bees" / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (root / "train" / "ants" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def probe_run(train_val_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe_out")
+    result = run_command(train_val_dir, "--output", out)
+    return result, out
+
+
+def test_probe_on_train_val_folders_writes_metrics_and_model(probe_run):
+    result, out = probe_run
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_train"] == 2 * PER_CLASS["train"] and metrics["num_val"] == 2 * PER_CLASS["val"]
+    assert metrics["classes"] == ["ants", "bees"]
+    assert metrics["backbone"] == "efficientnet_lite0" and metrics["mode"] == "probe"
+    assert 0 < metrics["seconds"] < 300
+    # 16 real training images are plenty for ants vs bees with ImageNet features; a broken
+    # pipeline (wrong normalisation, labels, head) is at chance, 0.5.
+    assert 0.8 <= metrics["val_accuracy"] <= 1
+    epochs = finetune.head_epochs(2 * metrics["num_train"])  # the training images and mirrors
+    assert epochs == 300 and len(metrics["history"]) == epochs  # one step an epoch: 300 of them
+    printed = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
+    assert len(printed) == 10 and printed[-1].startswith("epoch 300")
+    assert "final validation accuracy" in result.stdout
+
+
+def test_unreadable_image_is_skipped_with_a_warning_that_names_it(probe_run):
+    result, out = probe_run
+    assert result.returncode == 0, result.stderr
+    assert "warning: skipped unreadable image train/bees/truncated.jpg" in result.stderr
+    assert "notes.txt" in result.stdout  # ignored: not an image by its extension
+    assert json.loads((out / "metrics.json").read_text())["skipped"] == ["train/bees/truncated.jpg"]
+
+
+def test_saved_model_reloads_and_reproduces_the_reported_accuracy(probe_run, train_val_dir):
+    _, out = probe_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = cu.train.load_model(out / "model.pt", device="cpu")
+    assert model.classes == ["ants", "bees"] and model.image_size == metrics["image_size"] == 288
+    images = sorted((train_val_dir / "val").glob("*/*.jpg"))
+    predicted = [cu.train.predict_image(model, path)[0] for path in images]
+    correct = sum(label == path.parent.name for label, path in zip(predicted, images, strict=True))
+    assert correct / len(images) == pytest.approx(metrics["val_accuracy"])
+
+
+def test_class_folders_only_get_a_seeded_stratified_split(hymenoptera, tmp_path):
+    for name in ("ants", "bees"):
+        copy_images(hymenoptera / "train" / name, tmp_path / "data" / name, 10)
+    result = run_command(tmp_path / "data", "--output", tmp_path / "out", "--seed", "3",
+                         "--epochs", "3", "--image-size", "160")
+    assert result.returncode == 0, result.stderr
+    assert "split by class, seeded (seed 3), 80% train / 20% val" in result.stdout
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert (metrics["num_train"], metrics["num_val"]) == (16, 4)
+    assert metrics["image_size"] == 160 and len(metrics["history"]) == 3
+    assert 0 <= metrics["val_accuracy"] <= 1
+
+
+def test_finetune_mode_trains_the_top_blocks_after_the_head(train_val_dir, tmp_path):
+    result = run_command(train_val_dir, "--output", tmp_path, "--mode", "finetune",
+                         "--epochs", "1", "--image-size", "128")
+    assert result.returncode == 0, result.stderr
+    assert "fine-tuning blocks.6, conv_head, bn2 and the head" in result.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    stages = [row["stage"] for row in metrics["history"]]
+    assert stages == ["head"] * finetune.head_epochs(2 * metrics["num_train"]) + ["finetune"]
+    assert metrics["val_accuracy"] == metrics["history"][-1]["val_acc"]
+    cu.train.load_model(tmp_path / "model.pt", device="cpu")  # saved while partly frozen: reloads
+
+
+def _bad_inputs(root, hymenoptera):
+    """name -> (DATA_DIR, words the error message must contain)."""
+    cases = {"missing folder": (root / "nowhere", "DATA_DIR not found")}
+    (root / "a_file.zip").write_bytes(b"PK")
+    cases["a file, not a folder"] = (root / "a_file.zip", "is a file, not a folder")
+    (root / "empty").mkdir()
+    cases["no class folders"] = (root / "empty", "no class folders")
+    copy_images(hymenoptera / "train" / "ants", root / "loose", 2)
+    cases["images without class folders"] = (root / "loose", "no class folders. Put each class")
+    copy_images(hymenoptera / "train" / "ants", root / "one" / "ants", 3)
+    cases["a single class"] = (root / "one", "only one class folder ('ants')")
+    for name in ("cats", "dogs"):
+        (root / "no_images" / name).mkdir(parents=True)
+        (root / "no_images" / name / "readme.txt").write_text("nothing here")
+    cases["no images"] = (root / "no_images", "no images found")
+    copy_images(hymenoptera / "train" / "ants", root / "broken" / "ants", 3)
+    (root / "broken" / "bees").mkdir()
+    (root / "broken" / "bees" / "bee.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    cases["a class whose only image is unreadable"] = (root / "broken", "no readable images for class(es) bees")
+    copy_images(hymenoptera / "train" / "ants", root / "no_val" / "train" / "ants", 2)
+    copy_images(hymenoptera / "train" / "bees", root / "no_val" / "train" / "bees", 2)
+    cases["train/ without val/"] = (root / "no_val", "has train/ but no val/")
+    return cases
+
+
+def test_bad_input_gives_a_clear_error_and_no_traceback(hymenoptera, tmp_path):
+    for name, (data_dir, message) in _bad_inputs(tmp_path, hymenoptera).items():
+        result = run_command(data_dir, "--output", tmp_path / "out")
+        assert result.returncode != 0, name
+        assert "Traceback" not in result.stderr, name
+        assert message in result.stderr, f"{name}: {result.stderr}"
+        assert result.stderr.startswith("error: "), name
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_bad_options_are_refused_by_the_parser(tmp_path):
+    result = run_command(tmp_path, "--output", tmp_path / "out", "--epochs", "0")
+    assert result.returncode == 2 and "--epochs must be at least 1" in result.stderr
+    result = run_command(tmp_path)  # no --output
+    assert result.returncode == 2 and "--output" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_top_blocks_hold_a_quarter_of_the_weights():
+    model = cu.models.create("efficientnet_lite0", num_classes=2)
+    assert finetune.top_blocks(model) == ["blocks.6", "conv_head", "bn2"]
+    chosen = sum(p.numel() for b in finetune.top_blocks(model)
+                 for p in model.get_submodule(b).parameters())
+    assert chosen >= finetune.UNFREEZE_FRACTION * cu.models.count_parameters(model)
+
+
+def test_head_trains_at_least_ten_epochs_and_300_steps():
+    assert finetune.head_epochs(488) == 19  # hymenoptera: 244 images and their mirror images
+    assert finetune.head_epochs(32) == 300 and finetune.head_epochs(100_000) == 10
+
+
+def test_default_image_size_is_larger_for_the_probe():
+    assert finetune.default_image_size("efficientnet_lite0", "probe") == 288
+    assert finetune.default_image_size("efficientnet_lite0", "finetune") == 224
+    assert finetune.default_image_size("efficientnet_lite1", "probe") == 320
+
+
+def test_embed_images_mirror_equals_flipped_input(hymenoptera):
+    model = cu.train.prepare(cu.models.create("efficientnet_lite0", num_classes=0), "cpu")
+    found = finetune.find_images(hymenoptera)
+    tf = cu.data.make_transform("efficientnet_lite0", train=False, size=96)
+    images = finetune.ImageList(found.val[:4], found.classes, tf)
+    X, X_mirror, y = finetune.embed_images(model, images, torch.device("cpu"), mirror=True)
+    batch = torch.stack([images[i][0] for i in range(4)])
+    with torch.no_grad():
+        assert torch.allclose(X_mirror, model(batch.flip(3)), atol=1e-4)
+        assert torch.allclose(X, model(batch), atol=1e-4)
+    assert y.tolist() == [c for _, c in found.val[:4]]
+
+
+def test_find_images_counts_hymenoptera_like_imagefolder(hymenoptera):
+    found = finetune.find_images(hymenoptera)
+    assert (len(found.train), len(found.val)) == (244, 153)  # imageNotFound.gif is not counted
+    assert [Path(p).name for p in found.ignored] == ["imageNotFound.gif"]
+    assert found.classes == ["ants", "bees"] and not found.skipped
