@@ -379,6 +379,8 @@ def run(args, log=print):
     """Fine-tune as ``args`` say; returns the metrics dict it also writes to metrics.json."""
     env.set_seed(args.seed)
     device = torch.device(args.device) if args.device else env.get_device()
+    if args.device and env.get_device().type != device.type and device.type != "cpu":
+        raise UserError(f"--device {args.device}: there is none here ({env.device_summary()})")
     if device.type == "cpu":
         train.reuse_freed_memory()  # ~3x faster on CPU; we start no worker processes there
     found = find_images(args.data_dir, args.val_fraction, args.seed)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bar: no widget state stored in the notebooks
 
 from course_utils import env
 
@@ -87,7 +87,8 @@ def train_epoch(model, loader, loss_fn, optimizer, scaler=None, scheduler=None, 
     scaler = scaler if scaler is not None else env.grad_scaler(device)
     model.train()
     total_loss, correct, count = 0.0, 0, 0
-    for X, y in tqdm(loader, desc="train", leave=False, disable=not progress):
+    # mininterval: a notebook stores every redraw of the bar; one every 2 s is plenty.
+    for X, y in tqdm(loader, desc="train", leave=False, disable=not progress, mininterval=2):
         X, y = to_device(X, y, device)
         with env.autocast(device):
             logits = model(X)

@@ -158,6 +158,9 @@ def test_bad_options_are_refused_by_the_parser(tmp_path):
     result = run_command(tmp_path)  # no --output
     assert result.returncode == 2 and "--output" in result.stderr
     assert "Traceback" not in result.stderr
+    if not torch.cuda.is_available():
+        result = run_command(tmp_path, "--output", tmp_path / "out", "--device", "cuda")
+        assert result.returncode == 2 and "--device cuda: there is none here" in result.stderr
 
 
 def test_top_blocks_hold_a_quarter_of_the_weights():

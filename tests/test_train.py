@@ -89,6 +89,30 @@ def test_fit_trains_a_linear_probe_on_real_features(real_features, capsys):
     assert history.last["val_acc"] is None and "val_acc" not in history.format_row(history.last)
 
 
+def test_plot_history_draws_every_epoch_of_every_stage():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    history = cu.train.History()
+    for epoch, stage in enumerate(["head", "head", "finetune"], start=1):
+        history.add(epoch=epoch, stage=stage, train_loss=1.0 / epoch, train_acc=0.5 + 0.1 * epoch,
+                    val_loss=1.2 / epoch, val_acc=0.4 + 0.1 * epoch, seconds=1.0)
+    fig = cu.plot.history(history)
+    ax_loss, ax_acc = fig.axes
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax_acc.get_lines() if line.get_label() in ("train", "val")}
+    assert lines == {"train": history["train_acc"], "val": history["val_acc"]}
+    assert [t.get_text() for t in ax_loss.texts] == ["finetune"]  # where the second stage begins
+
+
+def test_confusion_matrix_counts_pairs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = cu.plot.confusion_matrix([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], ["ants", "bees"])
+    counts = fig.axes[0].images[0].get_array()
+    assert counts.tolist() == [[1, 1], [1, 2]]
+
+
 def test_evaluate_uses_eval_mode_and_no_gradients(real_features):
     torch.manual_seed(0)
     model = nn.Sequential(nn.BatchNorm1d(1280), nn.Dropout(0.5), nn.Linear(1280, 2)).train()
