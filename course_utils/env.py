@@ -48,6 +48,13 @@ def device_summary(device=None):
     return f"cpu: {os.cpu_count()} cores, {torch.get_num_threads()} threads (no GPU; fine for this course)"
 
 
+def uses_channels_last(device):
+    """True where convolutions run faster with channels_last: CUDA (tensor cores) and CPU (07)."""
+    # Measured in 07 on a 2-core CPU: EfficientNet-Lite0 inference ~4x, training ~1.4x faster.
+    # MPS gains little and has had layout bugs, so it keeps the default layout.
+    return torch.device(device).type in ("cuda", "cpu")
+
+
 def set_seed(seed=0):
     """Seed Python, NumPy and PyTorch so a CPU run gives the same numbers twice."""
     random.seed(seed)

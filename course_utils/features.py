@@ -22,24 +22,37 @@ from course_utils import data, env
 CACHE_FORMAT = 1  # bump when the stored layout changes, so old files are not read back
 
 
-def embed(model, dataset, batch_size=64, device=None):
-    """Features of every image as ``(X [N, D] float32, y [N] long)``; the model runs frozen."""
+def embed(model, dataset, batch_size=64, device=None, num_workers=None, mirror=False):
+    """Features of every image as ``(X [N, D] float32, y [N] long)``; the model runs frozen.
+
+    ``mirror=True`` also embeds each image flipped left-right, from the same decoded batch, and
+    appends those features (and their labels) after the originals: ``2N`` rows, a cheap
+    augmentation for a linear probe (used by the fine-tune command).
+    """
     device = torch.device(device) if device is not None else env.get_device()
     was_training = model.training
     model.eval().to(device)  # eval: BatchNorm uses its running statistics, dropout is off
-    loader = data.make_loader(dataset, batch_size, shuffle=False, device=device)
-    features, labels = [], []
+    loader = data.make_loader(dataset, batch_size, shuffle=False, device=device,
+                              num_workers=num_workers)
+    features, flipped, labels = [], [], []
     try:
         with torch.no_grad(), env.autocast(device):
-            for X, y in tqdm(loader, desc="embedding", unit="batch"):
-                out = model(X.to(device, non_blocking=True))
-                features.append(out.flatten(1).float().cpu())
+            for X, y in tqdm(loader, desc="embedding", unit="batch", mininterval=2):
+                X = X.to(device, non_blocking=True)
+                if X.dim() == 4 and env.uses_channels_last(device):
+                    X = X.contiguous(memory_format=torch.channels_last)
+                features.append(model(X).flatten(1).float().cpu())
+                if mirror:
+                    flipped.append(model(X.flip(3)).flatten(1).float().cpu())
                 labels.append(torch.as_tensor(y))
     finally:
         model.train(was_training)  # leave the learner's model as we found it
     if not features:
         raise ValueError("embed: the data set is empty")
-    return torch.cat(features), torch.cat(labels).long()
+    y = torch.cat(labels).long()
+    if mirror:
+        return torch.cat(features + flipped), torch.cat([y, y])
+    return torch.cat(features), y
 
 
 def weights_digest(model):

@@ -38,9 +38,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from course_utils import data, env, models, train
+from course_utils import data, env, features, models, train
 
 VAL_NAMES = ("val", "valid", "validation")
 # The head trains for at least HEAD_EPOCHS epochs and HEAD_STEPS optimizer steps: on a few dozen
@@ -238,27 +237,6 @@ def loader_workers(device):
     return 0 if device.type == "cpu" else data.safe_num_workers()
 
 
-@torch.no_grad()
-def embed_images(model, dataset, device, mirror=False):
-    """Features of every image, and of its mirror image, by the frozen backbone (eval mode).
-
-    ``cu.features.embed`` (03) plus the mirrored copy from the same decoded batch.
-    Returns ``(X, X_mirror or None, y)``.
-    """
-    loader = data.make_loader(dataset, BATCH_SIZE, shuffle=False, device=device,
-                              num_workers=loader_workers(device))
-    model.eval()
-    X, X_mirror, y = [], [], []
-    for images, labels in tqdm(loader, desc="embedding", unit="batch"):
-        images, _ = train.to_device(images, labels, device)
-        with env.autocast(device):
-            X.append(model(images).float().cpu())
-            if mirror:
-                X_mirror.append(model(images.flip(3)).float().cpu())
-        y.append(labels)
-    return torch.cat(X), torch.cat(X_mirror) if mirror else None, torch.cat(y)
-
-
 def head_epochs(num_features):
     """Epochs for the head on ``num_features`` feature vectors: >= HEAD_EPOCHS and >= HEAD_STEPS steps."""
     return max(HEAD_EPOCHS, math.ceil(HEAD_STEPS / math.ceil(num_features / BATCH_SIZE)))
@@ -271,10 +249,13 @@ def train_head(model, found, size, epochs, seed, device, log=print):
     tf = data.make_transform(model.backbone_name, train=False, size=size)
     log(f"embedding {len(found.train)} training images (and their mirror images) and "
         f"{len(found.val)} validation images at {size} px")
-    X, X_mirror, y = embed_images(model, ImageList(found.train, found.classes, tf), device, True)
-    X_val, _, y_val = embed_images(model, ImageList(found.val, found.classes, tf), device)
+    workers = loader_workers(device)
+    X, y = features.embed(model, ImageList(found.train, found.classes, tf), BATCH_SIZE, device,
+                          num_workers=workers, mirror=True)
+    X_val, y_val = features.embed(model, ImageList(found.val, found.classes, tf), BATCH_SIZE,
+                                  device, num_workers=workers)
     head = train.prepare(nn.Linear(X.shape[1], len(found.classes)), device)
-    train_loader = _feature_loader(torch.cat([X, X_mirror]), torch.cat([y, y]), True, seed)
+    train_loader = _feature_loader(X, y, True, seed)
     val_loader = _feature_loader(X_val, y_val, False, seed)
     epochs = epochs or head_epochs(len(train_loader.dataset))
     optimizer = torch.optim.AdamW(head.parameters(), lr=HEAD_LR, weight_decay=HEAD_WEIGHT_DECAY)

@@ -23,11 +23,8 @@ from course_utils import env
 
 # ----- device and memory layout --------------------------------------------------------------
 
-def uses_channels_last(device):
-    """True where convolutions run faster with channels_last: CUDA (tensor cores) and CPU (07)."""
-    # Measured in 07 on a 2-core CPU: EfficientNet-Lite0 inference ~4x, training ~1.4x faster.
-    # MPS gains little and has had layout bugs, so it keeps the default layout.
-    return torch.device(device).type in ("cuda", "cpu")
+# Lives in env so that features (a lower layer) can use it too; notebook 07 calls it from here.
+uses_channels_last = env.uses_channels_last
 
 
 def reuse_freed_memory():

@@ -182,17 +182,19 @@ def test_default_image_size_is_larger_for_the_probe():
     assert finetune.default_image_size("efficientnet_lite1", "probe") == 320
 
 
-def test_embed_images_mirror_equals_flipped_input(hymenoptera):
+def test_embed_with_mirror_appends_the_flipped_images(hymenoptera):
     model = cu.train.prepare(cu.models.create("efficientnet_lite0", num_classes=0), "cpu")
     found = finetune.find_images(hymenoptera)
     tf = cu.data.make_transform("efficientnet_lite0", train=False, size=96)
     images = finetune.ImageList(found.val[:4], found.classes, tf)
-    X, X_mirror, y = finetune.embed_images(model, images, torch.device("cpu"), mirror=True)
+    X, y = cu.features.embed(model, images, device="cpu", num_workers=0, mirror=True)
+    model.eval()  # embed ran in eval mode and then restored the mode it found
     batch = torch.stack([images[i][0] for i in range(4)])
     with torch.no_grad():
-        assert torch.allclose(X_mirror, model(batch.flip(3)), atol=1e-4)
-        assert torch.allclose(X, model(batch), atol=1e-4)
-    assert y.tolist() == [c for _, c in found.val[:4]]
+        assert torch.allclose(X[:4], model(batch), atol=1e-4)
+        assert torch.allclose(X[4:], model(batch.flip(3)), atol=1e-4)
+    labels = [c for _, c in found.val[:4]]
+    assert y.tolist() == labels + labels
 
 
 def test_find_images_counts_hymenoptera_like_imagefolder(hymenoptera):
