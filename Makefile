@@ -1,7 +1,8 @@
 # Two commands do all the set-up (see README.md):
 #   make lab    create .venv if missing, install the course, open JupyterLab on notebooks/
 #   make test   the same install, then lint, unit tests and every notebook (fast mode, offline)
-# A second run reuses .venv: it reinstalls only when requirements.txt or pyproject.toml changed.
+# A second run reuses .venv: it reinstalls only when requirements*.txt or pyproject.toml changed.
+# It installs both requirements.txt (run time) and requirements-dev.txt (JupyterLab, test tools).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -21,9 +22,9 @@ NBVAL    := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sa
 
 .PHONY: install lab test test-unit test-notebooks lint notebooks clean-notebooks benchmark
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 

@@ -1,4 +1,4 @@
-"""The set-up a learner relies on: one list of versions, two make commands, JupyterLab."""
+"""The set-up a learner relies on: pinned versions in two files, two make commands, JupyterLab."""
 
 import importlib.metadata
 import os
@@ -7,33 +7,59 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parent.parent
+RUNTIME, DEV = "requirements.txt", "requirements-dev.txt"
+DEV_TOOLS = {"jupyterlab", "ipywidgets", "ipykernel", "nbval", "pytest", "ruff"}
 
 
-def requirement_lines():
-    lines = (REPO / "requirements.txt").read_text().splitlines()
+def requirement_lines(name=RUNTIME):
+    lines = (REPO / name).read_text().splitlines()
     return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
 
 
+def project_name(requirement):
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement).group(0)).lower()
+
+
+def normalise(requirement):
+    return re.sub(r"\s+", "", requirement).lower().replace("_", "-")
+
+
 def test_requirements_pin_every_package_and_keep_torch_on_the_local_build():
-    reqs = requirement_lines()
-    loose = [r for r in reqs if "==" not in r and not r.startswith("numpy")]
+    reqs = requirement_lines(RUNTIME) + requirement_lines(DEV)
+    loose = [r for r in reqs if "==" not in r and r != "numpy<3"]
     assert not loose, f"unpinned requirements: {loose}"
-    assert "torch==2.14.1" in reqs and "torchvision==0.29.1" in reqs
+    assert "torch==2.14.1" in requirement_lines(RUNTIME)
+    assert "torchvision==0.29.1" in requirement_lines(RUNTIME)
 
 
-def test_environment_yml_installs_the_same_requirements():
+def test_every_pin_lives_in_exactly_one_file():
+    names = [project_name(r) for r in requirement_lines(RUNTIME) + requirement_lines(DEV)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"pinned in both files or twice in one: {twice}"
+
+
+def test_run_time_requirements_bring_no_development_tools():
+    # The package depends on requirements.txt, so `pip install -e` (Colab) installs all of it.
+    runtime = {project_name(r) for r in requirement_lines(RUNTIME)}
+    assert not runtime & DEV_TOOLS, f"development tools in {RUNTIME}: {runtime & DEV_TOOLS}"
+    assert DEV_TOOLS <= {project_name(r) for r in requirement_lines(DEV)}
+
+
+def test_environment_yml_installs_both_requirement_files():
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     deps = env["dependencies"]
     pip_section = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
-    assert "-r requirements.txt" in pip_section and "-e ." in pip_section
+    assert {f"-r {RUNTIME}", f"-r {DEV}", "-e ."} <= set(pip_section), pip_section
     conda_pkgs = [d for d in deps if isinstance(d, str)]
     # Conda may bring Python and pip only; a package listed here too could take another version.
     assert {re.split(r"[=<>]", d)[0] for d in conda_pkgs} <= {"python", "pip"}, conda_pkgs
@@ -42,10 +68,32 @@ def test_environment_yml_installs_the_same_requirements():
         "environment.yml's Python differs from the one the tests run on")
 
 
-def test_installed_package_depends_on_exactly_requirements_txt():
+def test_installed_package_depends_on_run_time_requirements_and_extra_dev():
     declared = importlib.metadata.requires("course-utils") or []
-    normalise = lambda r: re.sub(r"\s+", "", r).lower().replace("_", "-")  # noqa: E731
-    assert sorted(map(normalise, declared)) == sorted(map(normalise, requirement_lines()))
+    expected = requirement_lines(RUNTIME) + [f'{r}; extra == "dev"' for r in requirement_lines(DEV)]
+    assert sorted(map(normalise, declared)) == sorted(map(normalise, expected)), (
+        "reinstall the course (pip install --no-deps -e .) after changing the requirements")
+
+
+def test_requires_python_says_where_tarfile_has_the_data_filter():
+    # course_utils/data/store.py extracts with filter="data": Python 3.12, backported to
+    # 3.10.12 and 3.11.4.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the pins need 3.11 anyway
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    spec = SpecifierSet(pyproject["project"]["requires-python"])
+    for version in ("3.10.11", "3.11.0", "3.11.3"):
+        assert version not in spec, version
+    running = ".".join(map(str, sys.version_info[:3]))
+    for version in ("3.10.12", "3.11.4", "3.12.0", "3.13.1", running):
+        assert version in spec, version
+    assert hasattr(tarfile, "data_filter")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_installs_both_requirement_files():
+    dry = subprocess.run(["make", "-n", "-B", ".venv/.installed"], cwd=REPO,
+                         capture_output=True, text=True).stdout
+    assert f"-r {RUNTIME} -r {DEV}" in dry and "--no-deps -e ." in dry
 
 
 def test_ci_runs_the_readme_test_command():
