@@ -10,47 +10,24 @@ The loop is the one notebook 07 writes out by hand: ``model.train()`` and mixed 
 line per epoch with its time.
 """
 
-import ctypes
-import sys
 import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 from tqdm import tqdm  # plain text bar: no widget state stored in the notebooks
 
-from course_utils import env
+from course_utils import data, env, models
 
 # ----- device and memory layout --------------------------------------------------------------
-
-# Lives in env so that features (a lower layer) can use it too; notebook 07 calls it from here.
-uses_channels_last = env.uses_channels_last
-
-
-def reuse_freed_memory():
-    """Linux: keep freed memory in the process instead of handing it back to the OS (07).
-
-    glibc gives every large tensor its own memory map and unmaps it when the tensor is freed, so
-    each batch page-faults its activations in again. Measured in 07 on a 2-core VM: Lite0
-    inference at 288 px went from ~30 to ~100 images/s. The process then keeps its peak memory,
-    which makes forking DataLoader workers slower: use it with ``num_workers=0`` (a CPU has no
-    spare core for them anyway). Returns True when the setting took.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # musl or another libc: nothing to tune
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, 2 << 30))
 
 
 def prepare(model, device=None):
     """Move ``model`` to ``device`` (default: the best one here), channels_last where it pays (07)."""
     device = torch.device(device) if device is not None else env.get_device()
     model.to(device)
-    if uses_channels_last(device):
+    if env.uses_channels_last(device):
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -58,7 +35,7 @@ def prepare(model, device=None):
 def to_device(X, y, device):
     """A batch on ``device``; 4-D image batches in channels_last where the model uses it (07)."""
     X = X.to(device, non_blocking=True)
-    if X.dim() == 4 and uses_channels_last(device):
+    if X.dim() == 4 and env.uses_channels_last(device):
         X = X.contiguous(memory_format=torch.channels_last)
     return X, y.to(device, non_blocking=True)
 
@@ -116,11 +93,25 @@ def predict(model, loader, progress=False):
     return torch.cat(all_logits), torch.cat(all_y)
 
 
+@torch.no_grad()
 def evaluate(model, loader, loss_fn=None, progress=False):
-    """``(mean loss, accuracy)`` of ``model`` on ``loader``, in eval mode, without gradients (07)."""
-    logits, y = predict(model, loader, progress=progress)
+    """``(mean loss, accuracy)`` of ``model`` on ``loader``, in eval mode, without gradients (07).
+
+    The loss is computed batch by batch where the model runs (a class-weighted loss keeps its
+    weights on the GPU) and averaged over images, as ``train_epoch`` does.
+    """
+    device = _device_of(model)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    return loss_fn(logits, y).item(), accuracy(logits, y)
+    model.eval()  # BatchNorm uses its running statistics, dropout is off
+    total_loss, correct, count = 0.0, 0, 0
+    for X, y in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        X, y = to_device(X, y, device)
+        with env.autocast(device):
+            logits = model(X)
+        total_loss += loss_fn(logits.float(), y).item() * len(y)
+        correct += (logits.argmax(dim=1) == y).sum().item()
+        count += len(y)
+    return total_loss / count, correct / count
 
 
 # ----- the loop and its history --------------------------------------------------------------
@@ -191,19 +182,23 @@ def fit(model, train_loader, val_loader, optimizer, num_epochs, loss_fn=None, sc
 
 # ----- save, reload, predict one image -------------------------------------------------------
 
-def save_model(model, path, classes, image_size=None, **extra):
-    """Save weights plus what it takes to rebuild and use them: backbone, classes, size (07)."""
-    from course_utils import models
+def save_model(model, path, classes=None, image_size=None, **extra):
+    """Save the weights with the model's record (backbone, head, classes, image size), so that
+    ``load_model`` can rebuild it; ``classes``/``image_size`` update the record first (07).
 
-    name = getattr(model, "backbone_name", None)
-    if name is None:
-        raise ValueError("save_model needs a model made by cu.models.create (it names its backbone)")
+    A DataParallel/DDP-wrapped model is saved as the model inside (15)."""
+    model = models.unwrap(model)
+    changes = {"classes": tuple(classes)} if classes is not None else {}
+    if image_size is not None:
+        changes["image_size"] = int(image_size)
+    info = models.update_record(model, **changes)
+    if info.num_classes and len(info.classes) != info.num_classes:
+        raise ValueError(f"the head has {info.num_classes} outputs but {len(info.classes)} class "
+                         "names were given")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {
-        "backbone": name,
-        "classes": list(classes),
-        "image_size": int(image_size or models.spec(name).input_size),
+        "record": info.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
@@ -212,34 +207,30 @@ def save_model(model, path, classes, image_size=None, **extra):
 
 
 def load_model(path, device=None):
-    """Rebuild a model saved by ``save_model``, in eval mode; ``.classes`` and ``.image_size`` set (07)."""
-    from course_utils import models
-
+    """Rebuild a model saved by ``save_model``, from its record, in eval mode on ``device`` (07)."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    model = models.create(checkpoint["backbone"], num_classes=len(checkpoint["classes"]),
+    info = models.ModelRecord.from_dict(checkpoint["record"])
+    model = models.create(info.backbone, num_classes=info.num_classes, dropout=info.head_dropout,
                           pretrained=False)  # the saved weights replace the pretrained ones
-    # A model saved while frozen has FrozenBatchNorm layers, which keep no batch counter.
-    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
-    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
-        raise ValueError(f"{path} does not match {checkpoint['backbone']}: missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}")
-    model.classes, model.image_size = checkpoint["classes"], checkpoint["image_size"]
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not match a {info.backbone} with a {info.num_classes}-class "
+                         f"head: {str(err).splitlines()[0]}") from err
+    models.update_record(model, classes=info.classes, image_size=info.image_size)
     return prepare(model, device).eval()
 
 
 def predict_image(model, image, transform=None):
     """``(class name, probability)`` for one image (a path or a PIL image) (07)."""
-    from PIL import Image
-
-    from course_utils import data
-
+    info = models.record(model)
     if not isinstance(image, Image.Image):
         with Image.open(image) as f:
             image = f.convert("RGB")
     if transform is None:
-        transform = data.make_transform(model.backbone_name, train=False, size=model.image_size)
+        transform = data.make_transform(info.backbone, train=False, size=info.image_size)
     X = transform(image.convert("RGB")).unsqueeze(0)
     logits, _ = predict(model, [(X, torch.zeros(1, dtype=torch.long))])
     probs = logits.softmax(dim=1)[0]
     index = int(probs.argmax())
-    return model.classes[index], float(probs[index])
+    return info.classes[index], float(probs[index])

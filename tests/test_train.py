@@ -2,7 +2,6 @@
 and a save/reload round trip of a partly frozen real backbone."""
 
 import copy
-import sys
 
 import pytest
 import torch
@@ -134,9 +133,32 @@ def test_prepare_puts_convolutions_in_channels_last_on_cpu(lite0):
     assert X.is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-def test_reuse_freed_memory_takes_on_linux():
-    assert cu.train.reuse_freed_memory()
+def test_evaluate_computes_the_loss_batch_by_batch_where_the_model_runs(real_features):
+    """A class-weighted loss whose weights live on the GPU needs logits on the GPU too."""
+    torch.manual_seed(0)
+    model = nn.Linear(1280, 2)
+    _, val_loader = loaders(real_features, batch_size=8)
+    calls = []
+
+    def recording_loss(logits, y):
+        calls.append((logits.device, len(y)))
+        return nn.functional.cross_entropy(logits, y, weight=torch.tensor([1.0, 3.0]))
+
+    loss, _ = cu.train.evaluate(model, val_loader, recording_loss)
+    assert [n for _, n in calls] == [len(y) for _, y in val_loader]  # once per batch
+    assert {device for device, _ in calls} == {next(model.parameters()).device}
+    with torch.no_grad():  # the mean over images of the per-batch losses, as train_epoch reports
+        expected = sum(recording_loss(model(X), y).item() * len(y) for X, y in val_loader)
+    assert loss == pytest.approx(expected / len(val_loader.dataset))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_evaluate_with_a_class_weighted_loss_on_cuda(real_features):
+    model = cu.train.prepare(nn.Linear(1280, 2), "cuda")
+    _, val_loader = loaders(real_features)
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 3.0], device="cuda"))
+    loss, accuracy = cu.train.evaluate(model, val_loader, loss_fn)
+    assert loss > 0 and 0 <= accuracy <= 1
 
 
 def test_save_and_reload_a_partly_frozen_backbone(hymenoptera, tmp_path):
@@ -147,7 +169,8 @@ def test_save_and_reload_a_partly_frozen_backbone(hymenoptera, tmp_path):
     path = cu.train.save_model(cu.train.prepare(model, "cpu"), tmp_path / "m" / "model.pt",
                                classes=["ants", "bees"], image_size=160)
     reloaded = cu.train.load_model(path, device="cpu")
-    assert reloaded.classes == ["ants", "bees"] and reloaded.image_size == 160
+    info = cu.models.record(reloaded)
+    assert info.classes == ("ants", "bees") and info.image_size == 160
     assert not reloaded.training
     tf = cu.data.make_transform("efficientnet_lite0", train=False, size=160)
     image = sorted((hymenoptera / "val" / "bees").glob("*.jpg"))[0]
@@ -163,3 +186,27 @@ def test_save_and_reload_a_partly_frozen_backbone(hymenoptera, tmp_path):
 def test_save_model_refuses_a_model_it_could_not_rebuild(tmp_path):
     with pytest.raises(ValueError, match="cu.models.create"):
         cu.train.save_model(nn.Linear(2, 2), tmp_path / "model.pt", classes=["a", "b"])
+    model = cu.models.create("efficientnet_lite0", num_classes=3, pretrained=False)
+    with pytest.raises(ValueError, match="3 outputs but 2 class names"):
+        cu.train.save_model(model, tmp_path / "model.pt", classes=["a", "b"])
+
+
+def test_a_head_with_dropout_reloads(tmp_path):
+    torch.manual_seed(0)
+    model = cu.models.create("efficientnet_lite0", num_classes=2, pretrained=False, dropout=0.3)
+    path = cu.train.save_model(model, tmp_path / "model.pt", classes=["ants", "bees"])
+    reloaded = cu.train.load_model(path, device="cpu")
+    assert cu.models.record(reloaded).head_dropout == 0.3
+    X = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(X), model.eval()(X), atol=1e-5)
+
+
+def test_a_wrapped_model_saves_as_the_model_inside(tmp_path):
+    """DataParallel here (no GPU needed); DistributedDataParallel wraps the same way (.module)."""
+    model = cu.models.create("efficientnet_lite0", num_classes=2, pretrained=False)
+    path = cu.train.save_model(nn.DataParallel(model), tmp_path / "model.pt", classes=["a", "b"])
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert not any(key.startswith("module.") for key in state)
+    reloaded = cu.train.load_model(path, device="cpu")
+    assert cu.models.record(reloaded).classes == ("a", "b")
