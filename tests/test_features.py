@@ -14,18 +14,22 @@ TF = T.Compose([T.Resize(16), T.ToTensor()])  # small and cheap: the tests are a
 
 
 class TinyNet(nn.Module):
-    """A stand-in backbone: pools to 4x4, counts the images it has embedded."""
+    """A stand-in backbone with a classifier head: pools to 4x4, counts the images it embedded."""
 
     def __init__(self, dropout=0.0):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(4)
         self.proj = nn.Linear(48, 8)
         self.drop = nn.Dropout(dropout)
+        self.classifier = nn.Linear(8, 2)
         self.seen = 0
+
+    def features(self, x):
+        return self.drop(self.proj(self.pool(x).flatten(1)))
 
     def forward(self, x):
         self.seen += x.shape[0]
-        return self.drop(self.proj(self.pool(x).flatten(1)))
+        return self.classifier(self.features(x))
 
 
 @pytest.fixture
@@ -51,9 +55,9 @@ def test_embed_runs_the_model_frozen_in_eval_mode(breast_data, capfd):
     assert X.shape == (len(ds), 8) and X.dtype == torch.float32 and y.dtype == torch.long
     assert y.tolist() == ds.targets
     model.eval()
-    with torch.no_grad():  # reference: the same images through the model by hand
-        expected = model(torch.stack([ds[i][0] for i in range(len(ds))]))
-    assert torch.allclose(X, expected, atol=1e-6)  # dropout was off: eval mode
+    with torch.no_grad():  # reference: the same images through the model by hand, up to the head
+        expected = model.features(torch.stack([ds[i][0] for i in range(len(ds))]))
+    assert torch.allclose(X, expected, atol=1e-6)  # features, not class scores; dropout was off
     assert not X.requires_grad
     model.train()
     cu.features.embed(model, ds, device="cpu")
@@ -110,9 +114,7 @@ def test_a_passed_model_without_id_is_keyed_by_its_weights(breast_data):
     Xa, _ = features(a, model_id=None)
     Xb, _ = features(b, model_id=None)
     assert b.seen > 0 and not torch.equal(Xa, Xb)  # different weights, different cache
-    with torch.no_grad():
-        b.proj.weight.copy_(a.proj.weight)
-        b.proj.bias.copy_(a.proj.bias)
+    b.load_state_dict(a.state_dict())
     seen = b.seen
     assert torch.equal(features(b, model_id=None)[0], Xa) and b.seen == seen  # same weights: hit
 
@@ -157,3 +159,53 @@ def test_default_extractor_comes_from_models_and_only_on_a_miss(breast_data, mon
     monkeypatch.setattr(cu.models, "weights_id", lambda name: "def456")  # new weights
     cu.features.cached_features("breastmnist", "test", "efficientnet_lite0", fast=True)
     assert len(created) == 2
+
+
+def test_a_real_model_with_its_head_gives_features_not_logits(breast_data):
+    model = cu.models.create("efficientnet_lite0", num_classes=2, pretrained=False)
+    ds = cu.data.load("breastmnist", "test", transform=T.Compose([T.Resize(32), T.ToTensor()]),
+                      fast=True)
+    X, _ = cu.features.embed(model, ds, device="cpu")
+    assert X.shape == (len(ds), 1280)
+    batch = torch.stack([ds[i][0] for i in range(len(ds))])
+    with torch.no_grad():
+        assert torch.allclose(X, cu.models.forward_features(model.eval(), batch), atol=1e-5)
+
+
+class Brighten:
+    """A transform step with Python's default repr: ``<...Brighten object at 0x7f...>``."""
+
+    def __init__(self, amount):
+        self.amount = amount
+
+    def __call__(self, x):
+        return x + self.amount
+
+
+def test_a_transform_without_a_repr_still_hits_and_its_settings_still_count(breast_data):
+    model = TinyNet()
+    features(model, transform=T.Compose([T.Resize(16), T.ToTensor(), Brighten(0.1)]))
+    seen = model.seen
+    features(model, transform=T.Compose([T.Resize(16), T.ToTensor(), Brighten(0.1)]))
+    assert model.seen == seen  # a new object, the same settings: a hit
+    features(model, transform=T.Compose([T.Resize(16), T.ToTensor(), Brighten(0.2)]))
+    assert model.seen > seen  # other settings: computed anew
+
+
+def test_lambdas_are_told_apart_by_their_code():
+    describe = cu.features.describe_transform
+    assert describe(T.Lambda(lambda x: x * 2)) != describe(T.Lambda(lambda x: x * 3))
+    assert describe(T.Lambda(lambda x: x * 2)) == describe(T.Lambda(lambda x: x * 2))
+
+
+def test_the_key_holds_device_precision_and_library_versions(breast_data, monkeypatch):
+    ds = cu.data.load("breastmnist", "train", transform=TF, fast=True)
+    cpu = cu.features.cache_key(ds, "tinynet", "tiny-v1", TF, "cpu")
+    cuda = cu.features.cache_key(ds, "tinynet", "tiny-v1", TF, "cuda")
+    assert (cpu["device"], cpu["precision"]) == ("cpu", "float32")
+    assert (cuda["device"], cuda["precision"]) == ("cuda", "float16")
+    assert cu.features.cache_path(cpu) != cu.features.cache_path(cuda)
+    assert cpu["versions"]["torch"] == torch.__version__.split("+")[0]
+    monkeypatch.setattr(cu.features, "library_versions", lambda: {"torch": "9.9"})
+    assert cu.features.cache_path(cu.features.cache_key(ds, "tinynet", "tiny-v1", TF, "cpu")) \
+        != cu.features.cache_path(cpu)
