@@ -6,16 +6,29 @@ solutions notebook can ``assert`` it. A checker never raises on a learner's answ
 ``None`` or ``...`` means "not answered yet", wrong types and shapes are named, and an
 exception inside the learner's function is reported by type and message.
 
-    answer = ...                       # the learner fills this in
-    cu.checks.check_value(answer, expected=0.25, name="loss of a perfect guess")
+Feedback never shows the expected answer: a student notebook must not print its own
+solutions. The expected value is computed at check time (``cu.exercises`` computes it from
+the notebook's data and model) and the feedback says what is off: the direction, the shape,
+or, for a ``mistakes`` entry, the diagnosis of a mistake we know learners make:
+
+    cu.checks.check_value(answer, expected, name="accuracy",
+                          mistakes=[(lambda a: a > 1, "a count, not a share: divide by the "
+                                                      "number of images")])
+
+``check_function`` runs the learner's function on copies of its arguments, so a wrong answer
+(a model left in train mode, a list sorted in place) cannot change the notebook's state.
 """
 
+import copy
 import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
+
+NOT_ANSWERED = "not answered yet: replace `...` (or None) with your answer."
 
 
 @dataclass
@@ -72,42 +85,69 @@ def _never_raises(checker):
     return wrapper
 
 
+def _close(got, want, rtol, atol):
+    """True when two answers agree: equal strings, or numbers/arrays within tolerance."""
+    if isinstance(want, str | bool) or isinstance(got, str):
+        return got == want
+    try:
+        got, want = _as_array(got).astype(float), _as_array(want).astype(float)
+    except (TypeError, ValueError):
+        return False
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=rtol, atol=atol))
+
+
+def diagnose(answer, mistakes, rtol=1e-4, atol=1e-6):
+    """The diagnosis of the first known mistake ``answer`` matches, else None.
+
+    ``mistakes`` is a list of ``(wrong, diagnosis)``: ``wrong`` is a value a learner who made
+    that mistake would get (compared within tolerance) or a predicate on the answer."""
+    for wrong, diagnosis in mistakes:
+        try:
+            hit = wrong(answer) if callable(wrong) else _close(answer, wrong, rtol, atol)
+        except Exception:  # a predicate that does not apply to this kind of answer
+            hit = False
+        if hit:
+            return diagnosis
+    return None
+
+
 @_never_raises
-def check_value(answer, expected, name="answer", rtol=1e-4, atol=1e-6, hint=""):
-    """Compare a number, string, sequence or tensor with the expected one (floats within tolerance)."""
+def check_value(answer, expected, name="answer", rtol=1e-4, atol=1e-6, hint="", mistakes=()):
+    """Compare a number, string, sequence or tensor with the expected one (floats within
+    tolerance); say what is off without showing ``expected``."""
     if _unanswered(answer):
-        return Feedback(False, "not answered yet: replace `...` (or None) with your answer.", name)
+        return Feedback(False, NOT_ANSWERED, name)
     hint = f" Hint: {hint}" if hint else ""
-    if isinstance(expected, str | bool) or isinstance(expected, int) and isinstance(answer, str):
-        if answer == expected:
-            return Feedback(True, f"correct ({_fmt(answer)}).", name)
-        return Feedback(False, f"got {_fmt(answer)}, expected {_fmt(expected)}.{hint}", name)
+    if _close(answer, expected, rtol, atol):
+        return Feedback(True, f"correct ({_fmt(answer)}).", name)
+    known = diagnose(answer, mistakes, rtol, atol)
+    if known:
+        return Feedback(False, f"{_fmt(answer)} is not it: {known}", name)
+    if isinstance(expected, str | bool) or isinstance(answer, str):
+        return Feedback(False, f"{_fmt(answer)} is not it.{hint}", name)
     try:
         got, want = _as_array(answer).astype(float), _as_array(expected).astype(float)
     except (TypeError, ValueError):
-        return Feedback(False, f"expected a number or an array like {_fmt(expected)}, "
-                               f"got a {type(answer).__name__}: {_fmt(answer)}.{hint}", name)
+        kind = "a number" if np.ndim(expected) == 0 else f"{np.size(expected)} numbers"
+        return Feedback(False, f"expected {kind}, got a {type(answer).__name__}: "
+                               f"{_fmt(answer)}.{hint}", name)
     if got.shape != want.shape:
-        return Feedback(False, f"shape {got.shape} but expected {want.shape}.{hint}", name)
+        return Feedback(False, f"{_fmt(answer)} has shape {got.shape}; the answer has shape "
+                               f"{want.shape}.{hint}", name)
     if np.isnan(got).any():
         return Feedback(False, f"contains NaN (a log of 0 or a division by 0?).{hint}", name)
-    if np.allclose(got, want, rtol=rtol, atol=atol):
-        return Feedback(True, f"correct ({_fmt(answer)}).", name)
     if got.size == 1:
-        off = float(got.reshape(-1)[0]) - float(want.reshape(-1)[0])
-        where = "too high" if off > 0 else "too low"
-        return Feedback(False, f"got {float(got.reshape(-1)[0]):.6g}, {where} by {abs(off):.3g} "
-                               f"(expected {float(want.reshape(-1)[0]):.6g}).{hint}", name)
+        where = "too high" if got.reshape(-1)[0] > want.reshape(-1)[0] else "too low"
+        return Feedback(False, f"{_fmt(answer)} is {where}.{hint}", name)
     bad = int((~np.isclose(got, want, rtol=rtol, atol=atol)).sum())
-    worst = float(np.abs(got - want).max())
-    return Feedback(False, f"{bad} of {got.size} values differ (largest difference {worst:.3g}).{hint}", name)
+    return Feedback(False, f"{bad} of {got.size} values are off.{hint}", name)
 
 
 @_never_raises
-def check_shape(answer, expected_shape, name="shape"):
-    """Check a tensor's (or array's) shape, or a shape given as a tuple."""
+def check_shape(answer, expected_shape, name="shape", mistakes=()):
+    """Check a tensor's (or array's) shape, or a shape given as a tuple, without showing it."""
     if _unanswered(answer):
-        return Feedback(False, "not answered yet: replace `...` (or None) with your answer.", name)
+        return Feedback(False, NOT_ANSWERED, name)
     shape = tuple(answer.shape) if hasattr(answer, "shape") else answer
     try:
         shape = tuple(int(d) for d in shape)
@@ -116,19 +156,33 @@ def check_shape(answer, expected_shape, name="shape"):
     expected_shape = tuple(expected_shape)
     if shape == expected_shape:
         return Feedback(True, f"correct {shape}.", name)
+    known = diagnose(shape, mistakes)
+    if known:
+        return Feedback(False, f"shape {shape}: {known}", name)
     if len(shape) != len(expected_shape):
-        return Feedback(False, f"{len(shape)} dimensions {shape}, expected {len(expected_shape)}: "
-                               f"{expected_shape}.", name)
+        return Feedback(False, f"{len(shape)} dimensions {shape}; the answer has "
+                               f"{len(expected_shape)}.", name)
     dims = [i for i, (a, b) in enumerate(zip(shape, expected_shape, strict=True)) if a != b]
-    return Feedback(False, f"got {shape}, expected {expected_shape} (dimension {dims[0]} is off).", name)
+    return Feedback(False, f"got {shape}: dimension {dims[0]} is off.", name)
+
+
+def _copy_for_check(value):
+    """A copy a learner's function may change freely: models, tensors, arrays, lists, dicts.
+
+    Loaders and datasets are passed as they are (they hold no state a check could damage)."""
+    if isinstance(value, nn.Module | torch.Tensor | np.ndarray | list | dict):
+        return copy.deepcopy(value)
+    return value
 
 
 @_never_raises
-def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6):
+def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
     """Run the learner's ``fn`` on ``cases`` — a list of ``(args, expected)`` — and compare.
 
-    ``args`` is a tuple of positional arguments; ``expected`` a value, or a callable that
-    computes it (a reference implementation, e.g. PyTorch's own loss).
+    ``args`` is a tuple of positional arguments, given to ``fn`` as copies; ``expected`` a value,
+    or a callable that computes it (a reference implementation, e.g. PyTorch's own loss).
+    ``mistakes`` holds ``(wrong_fn, diagnosis)``: a function that makes a known mistake; when the
+    learner's output equals its output, the diagnosis is the feedback.
     """
     name = name or getattr(fn, "__name__", "function")
     if _unanswered(fn) or not callable(fn):
@@ -136,17 +190,21 @@ def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6):
     for i, (args, expected) in enumerate(cases, start=1):
         args = args if isinstance(args, tuple) else (args,)
         try:
-            got = fn(*args)
+            got = fn(*map(_copy_for_check, args))
         except NotImplementedError:
             return Feedback(False, "not implemented yet (it raises NotImplementedError).", name)
         except Exception as err:  # the learner's code: report it, don't crash the notebook
             return Feedback(False, f"case {i} raised {type(err).__name__}: {err}", name)
-        want = expected(*args) if callable(expected) else expected
+        if got is None:
+            return Feedback(False, f"case {i} returned None: did you forget `return`?", name)
+        want = expected(*map(_copy_for_check, args)) if callable(expected) else expected
+        if _close(got, want, rtol, atol):
+            continue
+        for wrong_fn, diagnosis in mistakes:
+            if _close(got, wrong_fn(*map(_copy_for_check, args)), rtol, atol):
+                return Feedback(False, f"case {i}: {diagnosis}", name)
         result = check_value(got, want, name=name, rtol=rtol, atol=atol)
-        if not result:
-            if got is None:
-                return Feedback(False, f"case {i} returned None: did you forget `return`?", name)
-            return Feedback(False, f"case {i}: {result.message}", name)
+        return Feedback(False, f"case {i}: {result.message}", name)
     return Feedback(True, f"all {len(cases)} cases correct.", name)
 
 
@@ -154,7 +212,7 @@ def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6):
 def check_between(answer, low, high, name="answer", hint=""):
     """Check that a measured number (an accuracy, a loss) lies in ``[low, high]``."""
     if _unanswered(answer):
-        return Feedback(False, "not answered yet: replace `...` (or None) with your answer.", name)
+        return Feedback(False, NOT_ANSWERED, name)
     try:
         value = float(answer)
     except (TypeError, ValueError):
@@ -165,3 +223,25 @@ def check_between(answer, low, high, name="answer", hint=""):
     if low <= value <= high:
         return Feedback(True, f"{value:.4g} is in the expected range [{low}, {high}].", name)
     return Feedback(False, f"{value:.4g} is outside the expected range [{low}, {high}].{hint}", name)
+
+
+@_never_raises
+def check_prediction(prediction, measured, name="prediction", tolerance=0.1, explanation=""):
+    """Compare what the learner predicted *before* running something with what it measured.
+
+    Both are numbers; the prediction counts as right within ``tolerance``. The feedback shows
+    the measurement (the learner has just run it) and ``explanation``, the reason behind it.
+    """
+    if _unanswered(prediction):
+        return Feedback(False, "no prediction yet: write down your guess before you run the "
+                               "measurement.", name)
+    try:
+        guess = float(prediction)
+    except (TypeError, ValueError):
+        return Feedback(False, f"a prediction is a number here, got a {type(prediction).__name__}.",
+                        name)
+    close = abs(guess - float(measured)) <= tolerance
+    verdict = "close" if close else "far off"
+    explanation = f" {explanation}" if explanation else ""
+    return Feedback(close, f"you predicted {guess:.3g}, the run measured {float(measured):.3g}: "
+                           f"{verdict}.{explanation}", name)

@@ -1,7 +1,15 @@
+import pytest
 import torch
+from torch import nn
 
 import course_utils as cu
-from course_utils.checks import check_between, check_function, check_shape, check_value
+from course_utils.checks import (
+    check_between,
+    check_function,
+    check_prediction,
+    check_shape,
+    check_value,
+)
 
 
 def test_right_answers_pass_and_show_a_tick():
@@ -18,17 +26,43 @@ def test_unanswered_is_not_an_error():
         assert not fb and "not answered yet" in fb.message
 
 
-def test_wrong_value_says_how_far_off():
+def test_wrong_value_says_the_direction_not_the_distance():
     fb = check_value(0.7, 0.5, hint="average over the batch")
     assert not fb
-    assert "too high by 0.2" in fb.message and "average over the batch" in fb.message
+    assert "too high" in fb.message and "average over the batch" in fb.message
+    assert "0.2" not in fb.message and "0.5" not in fb.message  # answer + distance = answer
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (7, 1000), (0.55, 0.9477), ([1e-5, 5e-4, 1e-3], [1e-5, 1e-4, 1e-3]), ("ants", "bees"),
+    ([1, 2, 3], [17, 29]), ({"a": 1}, 12810),
+])
+def test_feedback_never_shows_the_expected_answer(answer, expected):
+    """A student notebook must not print its own solutions, not even on a wrong answer."""
+    fb = check_value(answer, expected)
+    assert not fb
+    for shown in (str(expected), repr(expected), f"{expected!s}".strip("[]")):
+        assert shown not in fb.message, fb.message
+    shape = check_shape(torch.zeros(1, 3, 224, 224), (4, 3, 224, 224))
+    assert not shape and "4" not in shape.message.replace("224", "")
+
+
+def test_known_mistakes_get_their_diagnosis():
+    mistakes = [(0.55, "is BatchNorm in train mode?"), (lambda a: a > 1, "a count, not a share")]
+    assert check_value(0.5500001, 0.9477, mistakes=mistakes).message.endswith(
+        "is BatchNorm in train mode?")
+    assert "a count, not a share" in check_value(145, 0.9477, mistakes=mistakes).message
+    assert "too low" in check_value(0.3, 0.9477, mistakes=mistakes).message  # not a known one
+    assert check_value(0.9477, 0.9477, mistakes=mistakes)  # right stays right
+    assert "dim=0" in check_shape((1, 3, 224, 896), (4, 3, 224, 224),
+                                  mistakes=[((1, 3, 224, 896), "joined along dim=3; use dim=0")]).message
 
 
 def test_malformed_answers_get_specific_feedback():
-    assert "shape (3,) but expected (2,)" in check_value([1, 2, 3], [1, 2]).message
+    assert "has shape (3,); the answer has shape (2,)" in check_value([1, 2, 3], [1, 2]).message
     assert "expected a number" in check_value({"a": 1}, 1.0).message
     assert "NaN" in check_value(float("nan"), 1.0).message
-    assert "2 of 3 values differ" in check_value([1, 5, 6], [1, 2, 3]).message
+    assert "2 of 3 values are off" in check_value([1, 5, 6], [1, 2, 3]).message
     assert "dimension 1 is off" in check_shape(torch.zeros(2, 4), (2, 3)).message
     assert "2 dimensions" in check_shape((2, 3), (2, 3, 1)).message
     assert "expected a number" in check_between("high", 0, 1).message
@@ -66,6 +100,48 @@ def test_function_checker_compares_with_a_reference():
     assert check_function(lambda z, y: ref(z, y), cases)
     wrong = check_function(lambda z, y: ref(z, y) * 2, cases)
     assert not wrong and "case 1" in wrong.message
+
+
+def test_function_checker_diagnoses_a_known_mistake():
+    def mean_of_batch_means(losses, sizes):
+        return sum(losses) / len(losses)
+
+    def per_image(losses, sizes):
+        return sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)
+
+    cases = [(([0.5, 1.0], [32, 4]), per_image)]
+    fb = check_function(mean_of_batch_means, cases,
+                        mistakes=[(mean_of_batch_means, "a mean of batch means")])
+    assert not fb and "a mean of batch means" in fb.message
+
+
+def test_a_learners_function_runs_on_copies_and_cannot_damage_the_notebook():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).eval()
+    stats = model[1].running_mean.clone()
+    weights = model[0].weight.detach().clone()
+    losses = [3.0, 1.0, 2.0]
+
+    def careless(model, losses):
+        model.train()  # forgets eval(): BatchNorm learns statistics from this batch
+        with torch.no_grad():
+            model(torch.randn(8, 3) + 5)
+            model[0].weight.mul_(0)
+        losses.sort()
+        return 0.0
+
+    check_function(careless, [((model, losses), 1.0)])
+    assert not model.training and torch.equal(model[1].running_mean, stats)
+    assert torch.equal(model[0].weight, weights) and losses == [3.0, 1.0, 2.0]
+
+
+def test_a_prediction_is_compared_with_the_measurement():
+    assert "no prediction yet" in check_prediction(..., 0.6).message
+    close = check_prediction(0.55, 0.6, tolerance=0.1, explanation="random features are weak")
+    assert close and "measured 0.6" in close.message and "random features are weak" in close.message
+    far = check_prediction(0.95, 0.6, tolerance=0.1)
+    assert not far and "far off" in far.message
+    assert "is a number" in check_prediction("high", 0.6).message
 
 
 def test_feedback_renders_in_a_notebook():
