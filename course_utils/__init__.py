@@ -5,10 +5,12 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     env       device, seeds, mixed precision, fast/full run mode   (00)
     catalog   what each data set is: source, checksum, license      (00)
     data      fetch, verify, load, split, transform, DataLoaders    (00)
-    models    pretrained backbones, heads, freezing                 (04, 07)
+    models    pretrained backbones, the model record, heads, freezing (04, 07)
     features  embed a data set once and cache the features          (03)
-    train     training loop, evaluation, history                    (04, 07)
+    train     training loop, evaluation, history, save and reload   (04, 07)
+    stats     accuracies with their noise: seeds, intervals         (07, 08)
     checks    exercise checking with feedback                       (every notebook)
+    exercises the checks of each notebook's exercises               (every notebook)
     plot      images, learning curves                               (every notebook)
 
 Submodules are imported on first use, so ``python -m course_utils.data`` and
@@ -19,7 +21,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "checks", "plot", "finetune"}
+_SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
+               "exercises", "plot", "finetune"}
 
 
 def __getattr__(name):

@@ -1,0 +1,60 @@
+"""cu.stats against references: the Wilson interval by its formula, and the verdicts of compare."""
+
+import math
+
+import pytest
+
+import course_utils as cu
+
+
+def wilson(k, n, z=1.959963984540054):
+    """The Wilson score interval, written out from its formula."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize("k, n", [(149, 153), (145, 153), (76, 153), (0, 10), (10, 10)])
+def test_accuracy_interval_is_the_wilson_interval(k, n):
+    assert cu.stats.accuracy_interval(k, n) == pytest.approx(wilson(k, n), abs=1e-9)
+
+
+def test_summarize_gives_mean_and_spread_per_approach():
+    table = cu.stats.summarize({"a": [0.9, 0.92, 0.94], "b": [0.8, 0.8]})
+    assert table.loc["a", "seeds"] == 3 and table.loc["a", "mean"] == pytest.approx(0.92)
+    assert table.loc["a", "std"] == pytest.approx(0.02)
+    assert table.loc["b", "min"] == table.loc["b", "max"] == 0.8
+
+
+def test_two_images_on_153_is_noise_even_when_every_seed_agrees():
+    n = 153
+    a = [149 / n, 149 / n, 149 / n, 148 / n]
+    b = [147 / n, 147 / n, 147 / n, 146 / n]
+    result = cu.stats.compare(a, b, n, names=("frozen", "default"))
+    assert result.p_value < 0.05 and result.verdict == "a few images" and not result.is_clear
+    assert "Within noise" in str(result) and "2.0 images of 153" in str(result)
+
+
+def test_overlapping_seeds_are_seed_noise():
+    result = cu.stats.compare([0.95, 0.90, 0.97], [0.93, 0.96, 0.89], 153)
+    assert result.verdict == "seed noise" and "Do not rank" in str(result)
+
+
+def test_a_consistent_gap_smaller_than_the_validation_interval_draws_no_rule():
+    n = 153
+    a = [150 / n, 151 / n, 150 / n]  # 0.98
+    b = [146 / n, 146 / n, 147 / n]  # about 4 images fewer
+    result = cu.stats.compare(a, b, n)
+    assert result.verdict == "validation-set noise" and "Draw no rule" in str(result)
+
+
+def test_a_large_consistent_gap_is_clear():
+    n = 153
+    result = cu.stats.compare([0.96, 0.95, 0.97], [0.70, 0.72, 0.69], n, names=("probe", "scratch"))
+    assert result.is_clear and "probe is better here" in str(result)
+
+
+def test_compare_needs_two_seeds_each():
+    with pytest.raises(ValueError, match="two seeds"):
+        cu.stats.compare([0.9], [0.8, 0.85], 153)
