@@ -5,9 +5,11 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -331,9 +333,16 @@ class Server:
 
     def __init__(self):
         self.routes, self.downloads, self.url = {}, Counter(), ""
+        self.stalled, self.release = set(), threading.Event()
+        self.default_timeouts = []  # socket.getdefaulttimeout() while each request was served
 
     def serve(self, path, *payloads):
         self.routes[path] = list(payloads)
+        return self.url + path
+
+    def stall(self, path):
+        """A route that sends its headers, then nothing: a connection that hangs mid-download."""
+        self.stalled.add(path)
         return self.url + path
 
 
@@ -343,16 +352,21 @@ def http_server(monkeypatch):
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
+            # The server runs in the test's process: it sees what a download does to it.
+            state.default_timeouts.append(socket.getdefaulttimeout())
+            if self.path in state.stalled:
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.flush()
+                state.release.wait(timeout=60)
+                return
             payloads = state.routes.get(self.path)
             if not payloads:
                 self.send_error(404)
                 return
-            # torchvision's download_url first probes for redirects with a "Method: HEAD" header;
-            # only the real download counts and consumes a payload.
-            probe = self.headers.get("Method") == "HEAD"
-            if not probe:
-                state.downloads[self.path] += 1
-            body = payloads[0] if probe or len(payloads) == 1 else payloads.pop(0)
+            state.downloads[self.path] += 1
+            body = payloads[0] if len(payloads) == 1 else payloads.pop(0)
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -370,6 +384,7 @@ def http_server(monkeypatch):
     state.url = f"http://127.0.0.1:{server.server_port}"
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     yield state
+    state.release.set()
     server.shutdown()
     server.server_close()
     thread.join()
@@ -396,13 +411,37 @@ def test_download_shows_progress_checks_md5_and_extracts(empty_data, http_server
     monkeypatch.setitem(DATASETS, "tiny", tiny_entry(url, md5(tiny_zip)))
     ds = cu.data.load("tiny", "train")  # the same path a learner's notebook takes
     err = capfd.readouterr().err
-    assert f"Downloading tiny: {url}" in err and "100%" in err  # torchvision's progress bar
+    assert f"Downloading tiny: {url}" in err and "100%" in err  # the progress bar
     assert http_server.downloads["/tiny.zip"] == 1
     assert len(ds) == 4 and ds.classes == ["a", "b"] and Counter(ds.targets) == {0: 2, 1: 2}
     assert (empty_data / "tiny" / "SHA256SUMS").is_file() and cu.data.verify("tiny") == []
     assert leftovers(empty_data) == []  # no partial folder, archive removed after unpacking
     cu.data.fetch("tiny")
     assert http_server.downloads["/tiny.zip"] == 1  # present: no second download
+
+
+def test_a_download_leaves_the_process_wide_socket_timeout_alone(empty_data, http_server,
+                                                                 tiny_zip, monkeypatch):
+    url = http_server.serve("/tiny.zip", tiny_zip)
+    monkeypatch.setitem(DATASETS, "tiny", tiny_entry(url, md5(tiny_zip)))
+    before = socket.getdefaulttimeout()
+    cu.data.fetch("tiny")
+    # Every other thread (this server included) would wait on its sockets with our timeout.
+    assert http_server.default_timeouts == [before] and socket.getdefaulttimeout() == before
+
+
+def test_a_stalled_download_fails_within_the_timeout_and_leaves_nothing(empty_data, http_server,
+                                                                       monkeypatch):
+    url = http_server.stall("/tiny.zip")
+    monkeypatch.setitem(DATASETS, "tiny", tiny_entry(url, "0" * 32))
+    monkeypatch.setattr(cu.data.store, "DOWNLOAD_TIMEOUT_S", 0.5)
+    start = time.monotonic()
+    with pytest.raises(cu.data.DataUnavailable) as err:
+        cu.data.fetch("tiny")
+    assert time.monotonic() - start < 5
+    assert not isinstance(err.value, cu.data.ChecksumError)  # a stall is not retried
+    assert "timed out" in str(err.value) and url in str(err.value)
+    assert not (empty_data / "tiny").exists() and leftovers(empty_data) == []
 
 
 def test_corrupted_download_is_retried_once_and_then_succeeds(empty_data, http_server, tiny_zip,

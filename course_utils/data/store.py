@@ -6,35 +6,40 @@ Order of preference in :func:`fetch`:
 2. a mirror (``COURSE_DATA_MIRROR``, e.g. ``../shared/datasets``) has it: its files are checked
    against the mirror's ``SHA256SUMS`` once, then linked (copied where links are not allowed);
    the mirror itself is never written to;
-3. download with torchvision's ``download_url`` (progress bar), check the md5 the standard loader
-   uses (or the shipped sha256 manifest), unpack safely into a temporary folder next to the
-   target and rename it into place, so a failure never leaves a half folder behind.
+3. download (progress bar; a connection that stalls fails after ``DOWNLOAD_TIMEOUT_S``), check
+   the md5 the standard loader uses (or the shipped sha256 manifest), unpack safely into a
+   temporary folder next to the target and rename it into place, so a failure never leaves a
+   half folder behind.
 
 When none works, :class:`DataUnavailable` says which data set, where to get it and where to put it.
 """
 
-import contextlib
 import gzip
 import hashlib
 import http.client
 import os
 import re
 import shutil
-import socket
 import sys
 import tarfile
 import tempfile
 import urllib.error
+import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
+
+from tqdm import tqdm  # plain text bar: no widget state stored in the notebooks
 
 from course_utils import catalog
 from course_utils.env import REPO_ROOT
 
 MANIFEST_NAME = "SHA256SUMS"
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
-DOWNLOAD_TIMEOUT_S = 60  # per socket operation; a stalled connection must not hang a notebook
+DOWNLOAD_TIMEOUT_S = 60  # per connect and per read; a stalled connection must not hang a notebook
+# torchvision's own User-Agent: the servers of its data sets accept it (some refuse urllib's).
+USER_AGENT = "pytorch/vision"
+CHUNK_BYTES = 1 << 16
 _NOT_DATA = {MANIFEST_NAME, "SOURCE.md"}  # files that describe a data set rather than hold it
 _LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
@@ -89,20 +94,21 @@ def is_present(name):
 
 # ----- checksums -----------------------------------------------------------------------------
 
-def sha256_file(path):
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def _hexdigest(path, digest):
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def md5_file(path):
-    """The md5 of a file, as torchvision computes it for its downloads."""
-    from torchvision.datasets.utils import calculate_md5
+def sha256_file(path):
+    """The sha256 of a file, read in chunks."""
+    return _hexdigest(path, hashlib.sha256())
 
-    return calculate_md5(path)
+
+def md5_file(path):
+    """The md5 of a file: the checksum torchvision's loaders publish for their downloads."""
+    return _hexdigest(path, hashlib.md5(usedforsecurity=False))  # an integrity check, not security
 
 
 def read_manifest(path):
@@ -318,21 +324,22 @@ def _recheck_link(entry):
 
 # ----- download ------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _socket_timeout(seconds):
-    # download_url takes no timeout; without one a stalled connection hangs the notebook forever.
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
+def _stream(url, path):
+    """Download ``url`` into ``path`` in chunks, with a progress bar on stderr."""
+    # The timeout belongs to this request's socket (connect and every read). Not
+    # socket.setdefaulttimeout: that would change every socket of the process, other threads' too.
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, \
+            open(path, "wb") as f:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, mininterval=2) as bar:
+            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                f.write(chunk)
+                bar.update(len(chunk))
 
 
 def _download_file(entry, archive, downloads):
-    """Download one file with torchvision's download_url and check its md5; returns the path."""
-    from torchvision.datasets.utils import download_url
-
+    """Download one file into ``downloads`` and check its md5; returns the path."""
     final = downloads / archive.filename
     if final.is_file() and (archive.md5 is None or md5_file(final) == archive.md5):
         return final  # only checked, complete downloads ever get the final name
@@ -340,9 +347,7 @@ def _download_file(entry, archive, downloads):
     part.unlink(missing_ok=True)  # a leftover of an interrupted run is never reused
     print(f"Downloading {entry.name}: {archive.url}", file=sys.stderr)
     try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            # No md5= here: we check it ourselves to name the file and retry cleanly.
-            download_url(archive.url, str(downloads), filename=part.name)
+        _stream(archive.url, part)
     except http.client.HTTPException as err:  # the connection dropped mid-file
         part.unlink(missing_ok=True)
         raise ChecksumError(f"{entry.name}: the download of {archive.url} was cut off ({err!r}).") from err
