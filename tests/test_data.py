@@ -641,3 +641,118 @@ def test_make_loader_is_safe_on_every_platform_and_seeded(monkeypatch):
     assert 0 <= cu.data.safe_num_workers() <= 4
     monkeypatch.setenv("COURSE_FAST", "1")
     assert cu.data.safe_num_workers() == 0
+
+
+# ----- a learner's own folder of images ---------------------------------------------------------
+
+def image_files(folder, n, color=(200, 30, 30), ext="png"):
+    """`n` small real images in `folder` (created if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (12, 10), color).save(folder / f"{i}.{ext}")
+
+
+def test_from_folder_reads_hymenoptera_like_the_catalog_loader(shared_mirror):
+    found = cu.data.from_folder(shared_mirror / "hymenoptera_data")
+    assert found.layout == "train/ and val/ folders" and found.classes == ["ants", "bees"]
+    for split, ds in (("train", found.train), ("val", found.val)):
+        assert isinstance(ds, cu.data.CourseDataset) and ds.classes == found.classes
+        assert Counter(ds.targets) == EXPECTED["hymenoptera", split]  # 244 and 153 images
+        assert all(Path(p).parent.name == ds.classes[t] for p, t in zip(ds.paths, ds.targets,
+                                                                       strict=True))
+    # torchvision reads no .gif: the placeholder imageNotFound.gif is ignored, not an image
+    assert [Path(p).name for p in found.ignored] == ["imageNotFound.gif"] and not found.skipped
+    assert found.relative(found.ignored[0]) == str(Path("train", "ants", "imageNotFound.gif"))
+    image, label = found.val[0]
+    assert isinstance(image, Image.Image) and image.mode == "RGB" and label == found.val.targets[0]
+
+
+def test_from_folder_splits_class_folders_seeded_and_stratified(tmp_path):
+    image_files(tmp_path / "cats", 10)
+    image_files(tmp_path / "dogs", 5, ext="jpg")
+    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "cats" / "notes.txt").write_text("not an image")
+    image_files(tmp_path / ".ipynb_checkpoints", 3)  # hidden: not a class
+    found = cu.data.from_folder(tmp_path, val_fraction=0.2, seed=3)
+    assert found.classes == ["cats", "dogs"] and found.layout.startswith("class folders only")
+    assert "seed 3" in found.layout and "80% train / 20% val" in found.layout
+    train, val = found.train, found.val
+    assert train.base is val.base and len(train.base) == 15  # the hidden folder's images: not read
+    assert (train.indices, val.indices) == cu.data.stratified_split(train.base.targets, 0.2, 3)
+    assert Counter(val.targets) == {0: 2, 1: 1} and Counter(train.targets) == {0: 8, 1: 4}
+    assert cu.data.from_folder(tmp_path, 0.2, seed=3).val.indices == val.indices
+    assert any(cu.data.from_folder(tmp_path, 0.2, seed=s).val.indices != val.indices
+               for s in range(4, 8))
+    assert [found.relative(p) for p, _ in found.skipped] == [str(Path("dogs", "broken.jpg"))]
+    assert [found.relative(p) for p in found.ignored] == [str(Path("cats", "notes.txt"))]
+
+
+def test_from_folder_numbers_val_classes_as_train_does(tmp_path):
+    for name in ("ants", "bees", "wasps"):
+        image_files(tmp_path / "train" / name, 2)
+    image_files(tmp_path / "valid" / "ants", 1)
+    image_files(tmp_path / "valid" / "wasps", 2)  # no bees in val: wasps are still class 2
+    found = cu.data.from_folder(tmp_path)
+    assert found.layout == "train/ and valid/ folders"
+    assert found.val.classes == ["ants", "bees", "wasps"] and found.val.targets == [0, 2, 2]
+    assert [Path(p).parent.name for p in found.val.paths] == ["ants", "wasps", "wasps"]
+
+
+def test_with_transform_gives_a_copy_that_shares_the_images(tmp_path):
+    for name in ("a", "b"):
+        image_files(tmp_path / name, 5)
+    found = cu.data.from_folder(tmp_path)
+    tf = cu.data.make_transform("efficientnet_lite0", train=True, size=32)
+    train = found.train.with_transform(tf)
+    assert train.base is found.train.base and train.indices == found.train.indices
+    assert found.train.transform is None and isinstance(found.train[0][0], Image.Image)
+    x, y = train[0]
+    assert x.shape == (3, 32, 32) and y == found.train.targets[0]
+
+
+def _bad_folders(root):
+    """name -> (folder, words the FolderError must contain)."""
+    cases = {"missing": (root / "nowhere", "DATA_DIR not found")}
+    (root / "a_file.zip").write_bytes(b"PK")
+    cases["a file"] = (root / "a_file.zip", "is a file, not a folder")
+    (root / "empty").mkdir()
+    cases["no class folders"] = (root / "empty", "no class folders in")
+    image_files(root / "loose", 2)
+    cases["loose images"] = (root / "loose", "holds images (2) but no class folders")
+    image_files(root / "one" / "ants", 2)
+    cases["one class"] = (root / "one", "only one class folder ('ants')")
+    for name in ("cats", "dogs"):
+        (root / "no_images" / name).mkdir(parents=True)
+        (root / "no_images" / name / "readme.txt").write_text("nothing here")
+    cases["no images"] = (root / "no_images", "no images found in")
+    image_files(root / "broken" / "ants", 2)
+    (root / "broken" / "bees").mkdir()
+    (root / "broken" / "bees" / "bee.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    cases["all unreadable"] = (root / "broken",
+                               "no readable images for class(es) bees in")
+    for name in ("a", "b"):
+        image_files(root / "no_val" / "train" / name, 2)
+        image_files(root / "no_train" / "val" / name, 2)
+        image_files(root / "extra" / "train" / name, 2)
+        image_files(root / "extra" / "val" / name, 2)
+        image_files(root / "empty_val" / "train" / name, 2)
+        image_files(root / "few" / name, 1)
+    image_files(root / "extra" / "val" / "c", 1)
+    (root / "empty_val" / "val").mkdir()
+    cases["train/ without val/"] = (root / "no_val", "has train/ but no val/")
+    cases["val/ without train/"] = (root / "no_train", "has val/ but no train/")
+    cases["val/ with an extra class"] = (root / "extra", "has class folder(s) that train/ lacks: c")
+    cases["empty val/"] = (root / "empty_val", "no images found in")
+    cases["too few to split"] = (root / "few", "too few images")
+    return cases
+
+
+def test_from_folder_refuses_bad_folders_with_one_line(tmp_path):
+    for name, (folder, words) in _bad_folders(tmp_path).items():
+        with pytest.raises(cu.data.FolderError) as err:
+            cu.data.from_folder(folder)
+        assert words in str(err.value) and "\n" not in str(err.value), name
+        assert isinstance(err.value, ValueError), name
+    with pytest.raises(cu.data.FolderError) as err:
+        cu.data.from_folder(tmp_path / "broken")
+    assert f"(unreadable: {Path('bees', 'bee.jpg')})" in str(err.value)  # named, relative

@@ -8,14 +8,23 @@
 files with the standard loader named in the catalog, applies the catalog's split and, in fast
 mode (``COURSE_FAST=1``), a small stratified subset. Every data set comes back with the same
 attributes: ``.classes`` (names), ``.targets`` (ints), ``.indices`` (into the full loader).
+A learner's own folder of images (notebook 07) comes back as the same type:
+
+    found = cu.data.from_folder("path/to/images", val_fraction=0.2, seed=0)
+    train_set = found.train.with_transform(cu.data.make_transform("resnet18", train=True))
+
 The command line is ``python -m course_utils.data list | fetch NAME | verify | mirror DEST``.
 """
 
+import copy
 import os
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as _TorchDataset
 
@@ -36,10 +45,10 @@ from course_utils.data.store import (
 )
 
 __all__ = [
-    "ChecksumError", "CourseDataset", "DataUnavailable", "UnsafeArchive", "data_root",
-    "expected_sums", "export_mirror", "extract_safely", "fetch", "fingerprint", "is_present", "load",
-    "make_loader", "make_transform", "mirror_root", "safe_num_workers", "stratified_split",
-    "stratified_subset", "status", "verify",
+    "ChecksumError", "CourseDataset", "DataUnavailable", "FolderData", "FolderError",
+    "UnsafeArchive", "data_root", "expected_sums", "export_mirror", "extract_safely", "fetch",
+    "fingerprint", "from_folder", "is_present", "load", "make_loader", "make_transform",
+    "mirror_root", "safe_num_workers", "stratified_split", "stratified_subset", "status", "verify",
 ]
 
 FAST_SUBSET_SEED = 0  # the fast-mode subset is the same images in every run and on every machine
@@ -94,6 +103,12 @@ class CourseDataset(_TorchDataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[i]
+
+    def with_transform(self, transform):
+        """The same images (one shared ``.base``) with another transform: train and val need two."""
+        twin = copy.copy(self)
+        twin.transform = transform
+        return twin
 
     @property
     def paths(self):
@@ -194,6 +209,186 @@ def load(name, split, transform=None, fast=None):
         subset = stratified_subset([targets[i] for i in indices], per_class, FAST_SUBSET_SEED)
         indices = [indices[j] for j in subset]
     return CourseDataset(base, indices, targets, entry.classes, transform, name, split)
+
+
+# ----- a learner's own folder of images ------------------------------------------------------
+
+VAL_NAMES = ("val", "valid", "validation")
+
+
+class FolderError(ValueError):
+    """A folder that cannot be read as one subfolder per class; the message says what to fix."""
+
+
+@dataclass
+class FolderData:
+    """A learner's image folder read by :func:`from_folder`: two splits and what was left out."""
+
+    train: CourseDataset
+    val: CourseDataset
+    classes: list
+    layout: str  # in words: which layout was found and how the split was made
+    root: Path
+    skipped: list = field(default_factory=list)  # (path, reason) of images that do not decode
+    ignored: list = field(default_factory=list)  # paths of files without an image extension
+
+    def relative(self, path):
+        """``path`` relative to the folder that was read, for messages."""
+        return _relative(path, self.root)
+
+
+def _relative(path, root):
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _image_extensions():
+    """The file extensions read as images (torchvision's list: .jpg .png .bmp .webp ...)."""
+    # torchvision is imported where it is needed: it takes seconds to import, and the data
+    # command (`python -m course_utils.data`) has no use for it.
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return IMG_EXTENSIONS
+
+
+def _unreadable(path):
+    """None when ``path`` decodes as an image, else the reason it does not."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (64, 64))  # JPEG: decode at 1/8 scale, still reads every byte
+            image.load()
+        return None
+    except Exception as err:  # PIL raises many types for a broken file; all mean "skip it"
+        return f"{type(err).__name__}: {err}".splitlines()[0][:120]
+
+
+class _ImageCheck:
+    """ImageFolder's ``is_valid_file``: an image name and a file that decodes; notes the rest."""
+
+    def __init__(self):
+        self.skipped, self.ignored = [], []
+
+    def __call__(self, path):
+        if not path.lower().endswith(_image_extensions()):
+            self.ignored.append(path)
+            return False
+        reason = _unreadable(path)
+        if reason:
+            self.skipped.append((path, reason))
+        return reason is None
+
+
+def _class_folders(folder):
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _read_class_folders(folder, classes, check):
+    """torchvision's ImageFolder of ``folder/<class>/``, numbered as ``classes``; images that decode."""
+    from torchvision import datasets  # see _image_extensions: imported where it is needed
+
+    def is_valid(path):
+        # A hidden folder (.ipynb_checkpoints) is no class, though ImageFolder would make it one.
+        return not Path(path).relative_to(folder).parts[0].startswith(".") and check(path)
+
+    base = datasets.ImageFolder(folder, is_valid_file=is_valid, allow_empty=True)
+    # ImageFolder numbers the folders it finds; val/ may lack a class, so use train/'s numbers.
+    index = {name: i for i, name in enumerate(classes)}
+    base.samples = base.imgs = [(path, index[base.classes[t]]) for path, t in base.samples]
+    base.targets = [t for _, t in base.samples]
+    base.classes, base.class_to_idx = list(classes), index
+    return base
+
+
+def _check_classes(classes, where):
+    if not classes:
+        loose = [e.name for e in os.scandir(where)
+                 if e.is_file() and e.name.lower().endswith(_image_extensions())]
+        if loose:
+            raise FolderError(f"{where} holds images ({len(loose)}) but no class folders. Put each "
+                              f"class's images in its own subfolder: {where}/<class name>/*.jpg")
+        raise FolderError(f"no class folders in {where}: expected {where}/<class name>/*.jpg "
+                          f"(or train/ and val/ folders that each hold the class folders)")
+    if len(classes) == 1:
+        raise FolderError(f"only one class folder ({classes[0]!r}) in {where}: a classifier needs "
+                          f"at least two, one subfolder per class")
+
+
+def _check_images(base, where, check):
+    counts = np.bincount(base.targets, minlength=len(base.classes))
+    empty = [name for name, n in zip(base.classes, counts, strict=True) if n == 0]
+    unreadable = f" (unreadable: {', '.join(_relative(p, where) for p, _ in check.skipped)})" \
+        if check.skipped else ""
+    if not base.samples:
+        raise FolderError(f"no images found in {where} (looked for files ending in "
+                          f"{' '.join(_image_extensions())}){unreadable}")
+    if empty:
+        raise FolderError(f"no readable images for class(es) {', '.join(empty)} in {where}{unreadable}")
+
+
+def from_folder(data_dir, val_fraction=0.2, seed=0):
+    """A folder of images, one subfolder per class, as train and val :class:`CourseDataset` (07).
+
+    ``train/`` and ``val/`` (or ``valid/``, ``validation/``) are used as they are; class folders
+    alone are split by :func:`stratified_split` (``val_fraction`` of each class, seeded).
+    Unreadable images are skipped and files without an image extension ignored (both listed).
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    root = Path(data_dir).expanduser()
+    if not root.exists():
+        raise FolderError(f"DATA_DIR not found: {root}")
+    if not root.is_dir():
+        raise FolderError(f"{root} is a file, not a folder of images (unpack an archive first)")
+    subfolders = _class_folders(root)
+    val_name = next((n for n in VAL_NAMES if n in subfolders), None)
+    if "train" in subfolders or val_name:
+        return _read_train_val(root, val_name)
+    return _read_and_split(root, subfolders, val_fraction, seed)
+
+
+def _read_train_val(root, val_name):
+    if val_name is None:
+        raise FolderError(f"{root} has train/ but no val/: add {root}/val/<class>/..., or put the "
+                          f"class folders directly in {root} to have a validation split made")
+    if not (root / "train").is_dir():
+        raise FolderError(f"{root} has {val_name}/ but no train/: expected {root}/train/<class>/...")
+    classes = _class_folders(root / "train")
+    _check_classes(classes, root / "train")
+    extra = sorted(set(_class_folders(root / val_name)) - set(classes))
+    if extra:
+        raise FolderError(f"{root / val_name} has class folder(s) that train/ lacks: {', '.join(extra)}")
+    check = _ImageCheck()
+    train_base = _read_class_folders(root / "train", classes, check)
+    _check_images(train_base, root / "train", check)
+    val_base = (_read_class_folders(root / val_name, classes, check)
+                if _class_folders(root / val_name) else None)  # ImageFolder refuses no folders
+    if val_base is None or not val_base.samples:
+        raise FolderError(f"no images found in {root / val_name}")
+    train = CourseDataset(train_base, range(len(train_base)), train_base.targets, classes,
+                          name=root.name, split="train")
+    val = CourseDataset(val_base, range(len(val_base)), val_base.targets, classes,
+                        name=root.name, split="val")
+    return FolderData(train, val, classes, f"train/ and {val_name}/ folders", root, check.skipped,
+                      check.ignored)
+
+
+def _read_and_split(root, classes, val_fraction, seed):
+    _check_classes(classes, root)
+    check = _ImageCheck()
+    base = _read_class_folders(root, classes, check)
+    _check_images(base, root, check)
+    train_idx, val_idx = stratified_split(base.targets, val_fraction, seed)
+    if not val_idx:
+        raise FolderError(f"too few images in {root} to hold out a validation split "
+                          f"(each class needs at least {int(0.5 / val_fraction) + 1})")
+    # One ImageFolder, two index lists: the images are read once and never counted twice.
+    train = CourseDataset(base, train_idx, base.targets, classes, name=root.name, split="train")
+    val = CourseDataset(base, val_idx, base.targets, classes, name=root.name, split="val")
+    layout = (f"class folders only: split by class, seeded (seed {seed}), "
+              f"{1 - val_fraction:.0%} train / {val_fraction:.0%} val")
+    return FolderData(train, val, classes, layout, root, check.skipped, check.ignored)
 
 
 # ----- what is here ---------------------------------------------------------------------------
