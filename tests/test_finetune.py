@@ -85,7 +85,8 @@ def test_saved_model_reloads_and_reproduces_the_reported_accuracy(probe_run, tra
     _, out = probe_run
     metrics = json.loads((out / "metrics.json").read_text())
     model = cu.train.load_model(out / "model.pt", device="cpu")
-    assert model.classes == ["ants", "bees"] and model.image_size == metrics["image_size"] == 288
+    info = cu.models.record(model)
+    assert info.classes == ("ants", "bees") and info.image_size == metrics["image_size"] == 288
     images = sorted((train_val_dir / "val").glob("*/*.jpg"))
     predicted = [cu.train.predict_image(model, path)[0] for path in images]
     correct = sum(label == path.parent.name for label, path in zip(predicted, images, strict=True))
