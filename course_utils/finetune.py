@@ -19,21 +19,25 @@ The recipe (``--mode``):
   for ``--epochs`` epochs, with a 10x smaller learning rate for the backbone than for the head.
 """
 
-# ruff: noqa: E402  (the clock starts before the imports: torch alone takes seconds)
-import time
+# ruff: noqa: E402  (run as the command, two things must happen before the imports below)
+if __name__ == "__main__":
+    import os
+    import time
 
-_START = time.perf_counter()  # "seconds" in metrics.json counts from here, imports included
+    # Only in the command's own process: importing this module changes nothing.
+    # "seconds" in metrics.json counts from the start, imports included (torch alone takes seconds).
+    _PROCESS_START = time.perf_counter()
+    # Idle OpenMP threads sleep instead of spinning: on a CPU shared with other work, a spinning
+    # thread waits for one that is descheduled (measured: 2x slower and erratic under load).
+    # OpenMP reads the variable once, when torch loads it: hence before `import torch`.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import ctypes
 import json
 import math
-import os
 import sys
-
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other work, a spinning
-# thread waits for one that is descheduled (measured: 2x slower and erratic under load).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 
 import torch
@@ -41,166 +45,18 @@ from torch import nn
 
 from course_utils import data, env, features, models, train
 
-VAL_NAMES = ("val", "valid", "validation")
 # The head trains for at least HEAD_EPOCHS epochs and HEAD_STEPS optimizer steps: on a few dozen
 # images an epoch is one step, and ten steps leave the head half-trained.
 HEAD_EPOCHS, HEAD_STEPS, HEAD_LR, HEAD_WEIGHT_DECAY, LABEL_SMOOTHING = 10, 300, 1e-3, 0.05, 0.1
 FINETUNE_EPOCHS, FINETUNE_LR, UNFREEZE_FRACTION, BATCH_SIZE = 4, 1e-3, 0.25, 32
+# glibc's mallopt(param, value) for the command's process (see _reuse_freed_memory). Both are C
+# ints: 2 << 30 would not fit, and ctypes would silently pass it as -2**31.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
+MALLOC_SETTINGS = ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, (1 << 31) - 1))
 
 
 class UserError(Exception):
     """Bad input: reported as one clear message and a non-zero exit, never a traceback."""
-
-
-# ----- finding the images --------------------------------------------------------------------
-
-@dataclass
-class ImageSet:
-    """The images found in DATA_DIR, already split: ``(path, class index)`` pairs."""
-
-    classes: list
-    train: list
-    val: list
-    layout: str  # in words, printed and stored in metrics.json
-    skipped: list = field(default_factory=list)  # (path, reason) of unreadable images
-    ignored: list = field(default_factory=list)  # files without an image extension
-
-
-def _is_image_name(path):
-    return path.lower().endswith(data_extensions())
-
-
-def data_extensions():
-    """The file extensions read as images (torchvision's list: .jpg .png .bmp .webp ...)."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    return IMG_EXTENSIONS
-
-
-def readable(path):
-    """None when ``path`` decodes as an image, else the reason it does not."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.draft("RGB", (64, 64))  # JPEG: decode at 1/8 scale, still reads every byte
-            image.load()
-        return None
-    except Exception as err:  # PIL raises many types for a broken file; all mean "skip it"
-        return f"{type(err).__name__}: {err}".splitlines()[0][:120]
-
-
-def _scan(folder, classes, found):
-    """``(path, class index)`` of the readable images in ``folder/<class>/``, recursively."""
-    from torchvision.datasets.folder import make_dataset
-
-    def is_valid(path):
-        if not _is_image_name(path):
-            found.ignored.append(path)
-            return False
-        reason = readable(path)
-        if reason:
-            found.skipped.append((path, reason))
-        return reason is None
-
-    class_to_idx = {name: i for i, name in enumerate(classes)}
-    return make_dataset(str(folder), class_to_idx, is_valid_file=is_valid, allow_empty=True)
-
-
-def _class_folders(folder):
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-
-
-def _check_classes(classes, where):
-    if not classes:
-        loose = [e.name for e in os.scandir(where) if e.is_file() and _is_image_name(e.name)]
-        if loose:
-            raise UserError(f"{where} holds images ({len(loose)}) but no class folders. Put each "
-                            f"class's images in its own subfolder: {where}/<class name>/*.jpg")
-        raise UserError(f"no class folders in {where}: expected {where}/<class name>/*.jpg "
-                        f"(or train/ and val/ folders that each hold the class folders)")
-    if len(classes) == 1:
-        raise UserError(f"only one class folder ({classes[0]!r}) in {where}: a classifier needs "
-                        f"at least two, one subfolder per class")
-
-
-def _check_images(samples, classes, where, found):
-    counts = [sum(1 for _, c in samples if c == i) for i in range(len(classes))]
-    empty = [name for name, n in zip(classes, counts, strict=True) if n == 0]
-    unreadable = f" (unreadable: {', '.join(_relative(p, where) for p, _ in found.skipped)})" \
-        if found.skipped else ""
-    if not samples:
-        raise UserError(f"no images found in {where} (looked for files ending in "
-                        f"{' '.join(data_extensions())}){unreadable}")
-    if empty:
-        raise UserError(f"no readable images for class(es) {', '.join(empty)} in {where}{unreadable}")
-
-
-def find_images(data_dir, val_fraction=0.2, seed=0):
-    """Read DATA_DIR's layout: ``train/`` + ``val/``, or class folders to split (seeded)."""
-    root = Path(data_dir)
-    if not root.exists():
-        raise UserError(f"DATA_DIR not found: {root}")
-    if not root.is_dir():
-        raise UserError(f"{root} is a file, not a folder of images (unpack an archive first)")
-    subfolders = _class_folders(root)
-    val_name = next((n for n in VAL_NAMES if n in subfolders), None)
-    if "train" in subfolders or val_name:
-        return _find_train_val(root, val_name)
-    return _find_and_split(root, subfolders, val_fraction, seed)
-
-
-def _find_train_val(root, val_name):
-    if val_name is None:
-        raise UserError(f"{root} has train/ but no val/: add {root}/val/<class>/..., or put the "
-                        f"class folders directly in {root} to have a validation split made")
-    if not (root / "train").is_dir():
-        raise UserError(f"{root} has {val_name}/ but no train/: expected {root}/train/<class>/...")
-    classes = _class_folders(root / "train")
-    _check_classes(classes, root / "train")
-    extra = sorted(set(_class_folders(root / val_name)) - set(classes))
-    if extra:
-        raise UserError(f"{root / val_name} has class folder(s) that train/ lacks: {', '.join(extra)}")
-    found = ImageSet(classes, [], [], f"train/ and {val_name}/ folders")
-    found.train = _scan(root / "train", classes, found)
-    found.val = _scan(root / val_name, classes, found)
-    _check_images(found.train, classes, root / "train", found)
-    if not found.val:
-        raise UserError(f"no images found in {root / val_name}")
-    return found
-
-
-def _find_and_split(root, classes, val_fraction, seed):
-    _check_classes(classes, root)
-    found = ImageSet(classes, [], [], "")
-    samples = _scan(root, classes, found)
-    _check_images(samples, classes, root, found)
-    train_idx, val_idx = data.stratified_split([c for _, c in samples], val_fraction, seed)
-    if not val_idx:
-        raise UserError(f"too few images in {root} to hold out a validation split "
-                        f"(each class needs at least {int(0.5 / val_fraction) + 1})")
-    found.train = [samples[i] for i in train_idx]
-    found.val = [samples[i] for i in val_idx]
-    found.layout = (f"class folders only: split by class, seeded (seed {seed}), "
-                    f"{1 - val_fraction:.0%} train / {val_fraction:.0%} val")
-    return found
-
-
-class ImageList(torch.utils.data.Dataset):
-    """``(path, class index)`` pairs as a Dataset of ``(transformed image, label)``."""
-
-    def __init__(self, samples, classes, transform):
-        self.samples, self.classes, self.transform = samples, list(classes), transform
-        self.targets = [c for _, c in samples]
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        from torchvision.datasets.folder import default_loader
-
-        path, target = self.samples[i]
-        return self.transform(default_loader(path)), target
 
 
 # ----- the recipe ----------------------------------------------------------------------------
@@ -242,18 +98,18 @@ def head_epochs(num_features):
     return max(HEAD_EPOCHS, math.ceil(HEAD_STEPS / math.ceil(num_features / BATCH_SIZE)))
 
 
-def train_head(model, found, size, epochs, seed, device, log=print):
+def train_head(model, backbone, found, size, epochs, seed, device, log=print):
     """The probe: embed once (training images also mirrored), then train a linear head.
 
     ``epochs=None``: as many as ``head_epochs`` says; about ten lines of them are printed."""
-    tf = data.make_transform(model.backbone_name, train=False, size=size)
+    tf = data.make_transform(backbone, train=False, size=size)
     log(f"embedding {len(found.train)} training images (and their mirror images) and "
         f"{len(found.val)} validation images at {size} px")
     workers = loader_workers(device)
-    X, y = features.embed(model, ImageList(found.train, found.classes, tf), BATCH_SIZE, device,
+    X, y = features.embed(model, found.train.with_transform(tf), BATCH_SIZE, device,
                           num_workers=workers, mirror=True)
-    X_val, y_val = features.embed(model, ImageList(found.val, found.classes, tf), BATCH_SIZE,
-                                  device, num_workers=workers)
+    X_val, y_val = features.embed(model, found.val.with_transform(tf), BATCH_SIZE, device,
+                                  num_workers=workers)
     head = train.prepare(nn.Linear(X.shape[1], len(found.classes)), device)
     train_loader = _feature_loader(X, y, True, seed)
     val_loader = _feature_loader(X_val, y_val, False, seed)
@@ -275,15 +131,14 @@ def attach_head(model, head, num_classes):
     return final.to(head.weight.device)
 
 
-def finetune_top(model, found, size, epochs, seed, device, history, log=print):
+def finetune_top(model, backbone, found, size, epochs, seed, device, history, log=print):
     """Unfreeze the top blocks and train them and the head on augmented images."""
     blocks = top_blocks(model)
     models.freeze(model, [b for b in models.block_names(model) if b not in blocks
                           and b != models.head_name(model)])
     log(f"fine-tuning {', '.join(blocks)} and the head: {models.trainable_summary(model)}")
-    name = model.backbone_name
-    train_set = ImageList(found.train, found.classes, data.make_transform(name, True, size=size))
-    val_set = ImageList(found.val, found.classes, data.make_transform(name, False, size=size))
+    train_set = found.train.with_transform(data.make_transform(backbone, True, size=size))
+    val_set = found.val.with_transform(data.make_transform(backbone, False, size=size))
     workers = loader_workers(device)
     train_loader = data.make_loader(train_set, BATCH_SIZE, shuffle=True, device=device, seed=seed,
                                     num_workers=workers)
@@ -339,33 +194,33 @@ def parse_args(argv=None):
     return args
 
 
-def _relative(path, root):
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def report_files(found, root, log=print):
+def report_files(found, log=print):
     """Warn about skipped unreadable images by name; note files that are not images."""
     for path, reason in found.skipped:
-        print(f"warning: skipped unreadable image {_relative(path, root)} ({reason})", file=sys.stderr)
+        print(f"warning: skipped unreadable image {found.relative(path)} ({reason})", file=sys.stderr)
     if found.ignored:
-        names = ", ".join(_relative(p, root) for p in found.ignored[:5])
+        names = ", ".join(found.relative(p) for p in found.ignored[:5])
         more = f" and {len(found.ignored) - 5} more" if len(found.ignored) > 5 else ""
         log(f"note: ignored {len(found.ignored)} file(s) without an image extension: {names}{more}")
 
 
-def run(args, log=print):
-    """Fine-tune as ``args`` say; returns the metrics dict it also writes to metrics.json."""
-    env.set_seed(args.seed)
+def resolve_device(args):
+    """The device ``--device`` names, or the best one here; one that is not here is an error."""
     device = torch.device(args.device) if args.device else env.get_device()
     if args.device and env.get_device().type != device.type and device.type != "cpu":
         raise UserError(f"--device {args.device}: there is none here ({env.device_summary()})")
-    if device.type == "cpu":
-        train.reuse_freed_memory()  # ~3x faster on CPU; we start no worker processes there
-    found = find_images(args.data_dir, args.val_fraction, args.seed)
-    report_files(found, args.data_dir, log)
+    return device
+
+
+def run(args, log=print, start=None):
+    """Fine-tune as ``args`` say; returns the metrics dict it also writes to metrics.json.
+
+    ``metrics["seconds"]`` counts from ``start`` (a ``time.perf_counter()``; default: now)."""
+    start = time.perf_counter() if start is None else start
+    env.set_seed(args.seed)
+    device = resolve_device(args)
+    found = data.from_folder(args.data_dir, args.val_fraction, args.seed)
+    report_files(found, log)
     log(f"data: {args.data_dir} ({found.layout}); {len(found.classes)} classes: "
         f"{', '.join(found.classes[:10])}{' ...' if len(found.classes) > 10 else ''}; "
         f"{len(found.train)} training and {len(found.val)} validation images")
@@ -379,11 +234,11 @@ def run(args, log=print):
         f"device: {env.device_summary(device)}")
     model = train.prepare(models.create(args.backbone, num_classes=0), device)
     epochs = args.epochs if args.mode == "probe" else None
-    head, history = train_head(model, found, size, epochs, args.seed, device, log)
+    head, history = train_head(model, args.backbone, found, size, epochs, args.seed, device, log)
     attach_head(model, head, len(found.classes))
     if args.mode == "finetune":
-        finetune_top(model, found, size, args.epochs or FINETUNE_EPOCHS, args.seed, device,
-                     history, log)
+        finetune_top(model, args.backbone, found, size, args.epochs or FINETUNE_EPOCHS, args.seed,
+                     device, history, log)
     val_accuracy = history.last["val_acc"]
     train.save_model(model, out / "model.pt", found.classes, image_size=size, mode=args.mode)
     metrics = {
@@ -391,8 +246,8 @@ def run(args, log=print):
         "classes": found.classes, "backbone": args.backbone, "mode": args.mode,
         "image_size": size, "seed": args.seed, "layout": found.layout,
         "device": env.device_summary(device), "history": history.rows,
-        "skipped": [_relative(p, args.data_dir) for p, _ in found.skipped],
-        "seconds": round(time.perf_counter() - _START, 1),
+        "skipped": [found.relative(p) for p, _ in found.skipped],
+        "seconds": round(time.perf_counter() - start, 1),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     correct = round(val_accuracy * len(found.val))
@@ -401,11 +256,39 @@ def run(args, log=print):
     return metrics
 
 
-def main(argv=None):
+def _check_c_ints(settings):
+    for param, value in settings:
+        if ctypes.c_int(value).value != value:  # ctypes would wrap it silently
+            raise OverflowError(f"mallopt({param}, {value}): the value does not fit a C int")
+
+
+def _reuse_freed_memory(settings=MALLOC_SETTINGS):
+    """Linux: keep freed memory in the process, not hand it back to the OS; True if it took (07)."""
+    # glibc gives every large tensor its own memory map and unmaps it when the tensor is freed,
+    # so each batch page-faults its activations in again. Measured in notebook 07 on a 2-core
+    # VM: Lite0 inference on the CPU ~3x faster (~30 -> ~100 images/s at 288 px). The setting is
+    # process-wide and the process then keeps its peak memory (forking DataLoader workers gets
+    # slower), so only the command calls it, for its own process, when it runs on the CPU with
+    # no workers; a library function must not change this for a learner's notebook.
+    _check_c_ints(settings)
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # musl or another libc: nothing to tune
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return all(mallopt(param, value) == 1 for param, value in settings)
+
+
+def main(argv=None, start=None):
+    """The command: one line and exit status 2 for bad input, never a traceback."""
     args = parse_args(argv)
     try:
-        run(args)
-    except (UserError, models.BackboneUnavailable) as err:
+        if resolve_device(args).type == "cpu":
+            _reuse_freed_memory()  # this process is the command's own: see the comment there
+        run(args, start=start)
+    except (UserError, data.FolderError, models.BackboneUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -415,4 +298,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(start=_PROCESS_START))

@@ -4,10 +4,13 @@ Good folders in both layouts train and write what they promise; every kind of ba
 with one clear message on stderr, a non-zero exit and no traceback.
 """
 
+import ctypes
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,21 +188,57 @@ def test_default_image_size_is_larger_for_the_probe():
 
 def test_embed_with_mirror_appends_the_flipped_images(hymenoptera):
     model = cu.train.prepare(cu.models.create("efficientnet_lite0", num_classes=0), "cpu")
-    found = finetune.find_images(hymenoptera)
+    found = cu.data.from_folder(hymenoptera)
     tf = cu.data.make_transform("efficientnet_lite0", train=False, size=96)
-    images = finetune.ImageList(found.val[:4], found.classes, tf)
+    images = torch.utils.data.Subset(found.val.with_transform(tf), range(4))
     X, y = cu.features.embed(model, images, device="cpu", num_workers=0, mirror=True)
     model.eval()  # embed ran in eval mode and then restored the mode it found
     batch = torch.stack([images[i][0] for i in range(4)])
     with torch.no_grad():
-        assert torch.allclose(X[:4], model(batch), atol=1e-4)
-        assert torch.allclose(X[4:], model(batch.flip(3)), atol=1e-4)
-    labels = [c for _, c in found.val[:4]]
+        assert torch.allclose(X[:4], cu.models.forward_features(model, batch), atol=1e-4)
+        assert torch.allclose(X[4:], cu.models.forward_features(model, batch.flip(3)), atol=1e-4)
+    labels = found.val.targets[:4]
     assert y.tolist() == labels + labels
 
 
-def test_find_images_counts_hymenoptera_like_imagefolder(hymenoptera):
-    found = finetune.find_images(hymenoptera)
-    assert (len(found.train), len(found.val)) == (244, 153)  # imageNotFound.gif is not counted
-    assert [Path(p).name for p in found.ignored] == ["imageNotFound.gif"]
-    assert found.classes == ["ants", "bees"] and not found.skipped
+# ----- no side effects on the process that imports the module ---------------------------------------
+
+def test_importing_the_module_changes_no_environment_variable():
+    code = ("import os; before = dict(os.environ); import course_utils.finetune; "
+            "assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                            timeout=120, cwd=cu.env.REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_run_in_process_changes_nothing_process_wide(train_val_dir, tmp_path, monkeypatch):
+    args = finetune.parse_args([str(train_val_dir), "--output", str(tmp_path), "--epochs", "1",
+                                "--image-size", "64", "--device", "cpu"])
+    before = dict(os.environ)
+
+    def no_libc(*args, **kwargs):
+        raise AssertionError("run() loaded libc (mallopt is process-wide: only main() may)")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    metrics = finetune.run(args, log=lambda *a: None, start=time.perf_counter() - 1000)
+    assert dict(os.environ) == before
+    assert metrics["seconds"] >= 1000  # counted from the start it was given (the command's)
+    assert metrics["num_train"] == 2 * PER_CLASS["train"]
+    assert metrics["skipped"] == [str(Path("train", "bees", "truncated.jpg"))]
+    assert finetune.run(args, log=lambda *a: None)["seconds"] < 1000  # default: from run()
+
+
+def test_main_tunes_malloc_for_its_own_process_on_the_cpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(finetune, "_reuse_freed_memory", lambda: calls.append("mallopt"))
+    monkeypatch.setattr(finetune, "run", lambda args, start=None: calls.append(("run", start)))
+    assert finetune.main(["some_dir", "--output", "out", "--device", "cpu"], start=1.5) == 0
+    assert calls == ["mallopt", ("run", 1.5)]
+
+
+def test_malloc_settings_fit_a_c_int():
+    for _, value in finetune.MALLOC_SETTINGS:
+        assert -2**31 <= value < 2**31 and ctypes.c_int(value).value == value
+    with pytest.raises(OverflowError, match="does not fit a C int"):
+        finetune._reuse_freed_memory(((finetune.M_TRIM_THRESHOLD, 2 << 30),))  # the old value
