@@ -618,9 +618,32 @@ def test_transform_follows_each_domains_augmentation_policy():
 def test_make_transform_accepts_a_spec_object():
     from types import SimpleNamespace
 
-    spec = SimpleNamespace(mean=(0.1, 0.2, 0.3), std=(1, 1, 1), input_size=32)
+    spec = SimpleNamespace(mean=(0.1, 0.2, 0.3), std=(1, 1, 1), input_size=32, resize_size=36,
+                           interpolation="bilinear")
     tf = cu.data.make_transform(spec, train=False)
     assert tf(Image.new("RGB", (40, 40))).shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0",
+                                  "convnext_tiny"])
+def test_evaluation_preprocessing_is_the_weights_own(name):
+    """What torchvision's weights.transforms() does (resize 232 for ResNet-50's V2 weights, 256
+    for ResNet-18's), the course does too, to the last bit."""
+    from skimage import data as skdata
+    from torchvision import models as tvm
+
+    photo = Image.fromarray(skdata.chelsea())
+    preset = tvm.get_model_weights(name).DEFAULT.transforms()
+    assert torch.equal(cu.data.make_transform(name, train=False)(photo), preset(photo))
+
+
+def test_lite_preprocessing_is_timms_evaluation_setting():
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg("tf_efficientnet_lite0")
+    resize, crop = cu.data.make_transform("efficientnet_lite0", train=False).transforms[:2]
+    assert resize.size == round(224 / cfg.crop_pct) and crop.size == (224, 224)
+    assert resize.interpolation.value == cfg.interpolation == "bicubic"
 
 
 def test_make_loader_is_safe_on_every_platform_and_seeded(monkeypatch):

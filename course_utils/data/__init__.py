@@ -426,26 +426,32 @@ _PHOTOS = catalog.Dataset(name="", title="", task="", classes=[], splits=(), spl
 
 
 def make_transform(backbone, train, dataset=None, size=None):
-    """Preprocessing that matches the backbone's statistics and the data set's domain (04)."""
+    """Preprocessing that matches the backbone's weights and the data set's domain (04, 07).
+
+    For photos, evaluation resizes and centre-crops as the weights were evaluated (ResNet-50's
+    torchvision weights: resize 232, crop 224, bilinear; Lite0: 256, 224, bicubic), read from
+    ``cu.models.spec``; ``size`` scales both sides (the probe's 288 px resizes to 329)."""
     from torchvision import transforms as T
 
     if isinstance(backbone, str):
         from course_utils import models
 
-        backbone = models.spec(backbone)  # anything with .mean, .std, .input_size works too
+        backbone = models.spec(backbone)
     size = size or backbone.input_size
+    resize = round(size * backbone.resize_size / backbone.input_size)
+    interpolation = T.InterpolationMode(backbone.interpolation)
     policy = catalog.get(dataset) if dataset else _PHOTOS
     steps = [T.Grayscale(num_output_channels=3)] if policy.grayscale else []
     if train:
         if policy.rotate:  # before the crop, so the crop trims the black corners
             steps.append(T.RandomRotation(policy.rotate, interpolation=T.InterpolationMode.BILINEAR))
-        steps.append(T.RandomResizedCrop(size, scale=policy.crop_scale))
+        steps.append(T.RandomResizedCrop(size, scale=policy.crop_scale, interpolation=interpolation))
         steps += [T.RandomHorizontalFlip()] if policy.hflip else []
         steps += [T.RandomVerticalFlip()] if policy.vflip else []
     elif policy.center_crop:
-        steps += [T.Resize(round(size / 0.875)), T.CenterCrop(size)]  # ImageNet's 256 -> 224
-    else:
-        steps.append(T.Resize((size, size)))  # small images: a crop would cut off the sign or lesion
+        steps += [T.Resize(resize, interpolation=interpolation), T.CenterCrop(size)]
+    else:  # small images: a crop would cut off the sign or lesion
+        steps.append(T.Resize((size, size), interpolation=interpolation))
     steps += [T.ToTensor(), T.Normalize(backbone.mean, backbone.std)]
     return T.Compose(steps)
 
