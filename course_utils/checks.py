@@ -51,7 +51,8 @@ class Feedback:
         return f'<div style="color:{color};font-family:monospace">{text}</div>'
 
 
-def _unanswered(answer):
+def unanswered(answer):
+    """True for None or `...`: the learner has not answered yet."""
     return answer is None or answer is Ellipsis
 
 
@@ -115,7 +116,7 @@ def diagnose(answer, mistakes, rtol=1e-4, atol=1e-6):
 def check_value(answer, expected, name="answer", rtol=1e-4, atol=1e-6, hint="", mistakes=()):
     """Compare a number, string, sequence or tensor with the expected one (floats within
     tolerance); say what is off without showing ``expected``."""
-    if _unanswered(answer):
+    if unanswered(answer):
         return Feedback(False, NOT_ANSWERED, name)
     hint = f" Hint: {hint}" if hint else ""
     if _close(answer, expected, rtol, atol):
@@ -146,7 +147,7 @@ def check_value(answer, expected, name="answer", rtol=1e-4, atol=1e-6, hint="", 
 @_never_raises
 def check_shape(answer, expected_shape, name="shape", mistakes=()):
     """Check a tensor's (or array's) shape, or a shape given as a tuple, without showing it."""
-    if _unanswered(answer):
+    if unanswered(answer):
         return Feedback(False, NOT_ANSWERED, name)
     shape = tuple(answer.shape) if hasattr(answer, "shape") else answer
     try:
@@ -185,7 +186,7 @@ def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
     learner's output equals its output, the diagnosis is the feedback.
     """
     name = name or getattr(fn, "__name__", "function")
-    if _unanswered(fn) or not callable(fn):
+    if unanswered(fn) or not callable(fn):
         return Feedback(False, "not a function yet: define it with `def` and pass it in.", name)
     for i, (args, expected) in enumerate(cases, start=1):
         args = args if isinstance(args, tuple) else (args,)
@@ -211,7 +212,7 @@ def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
 @_never_raises
 def check_between(answer, low, high, name="answer", hint=""):
     """Check that a measured number (an accuracy, a loss) lies in ``[low, high]``."""
-    if _unanswered(answer):
+    if unanswered(answer):
         return Feedback(False, NOT_ANSWERED, name)
     try:
         value = float(answer)
@@ -232,7 +233,7 @@ def check_prediction(prediction, measured, name="prediction", tolerance=0.1, exp
     Both are numbers; the prediction counts as right within ``tolerance``. The feedback shows
     the measurement (the learner has just run it) and ``explanation``, the reason behind it.
     """
-    if _unanswered(prediction):
+    if unanswered(prediction):
         return Feedback(False, "no prediction yet: write down your guess before you run the "
                                "measurement.", name)
     try:
