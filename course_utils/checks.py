@@ -72,7 +72,7 @@ def _fmt(x):
     return repr(x)
 
 
-def _never_raises(checker):
+def never_raises(checker):
     """A bug in a checker, or an answer nobody foresaw, still gives feedback, not a traceback."""
 
     @functools.wraps(checker)
@@ -112,7 +112,7 @@ def diagnose(answer, mistakes, rtol=1e-4, atol=1e-6):
     return None
 
 
-@_never_raises
+@never_raises
 def check_value(answer, expected, name="answer", rtol=1e-4, atol=1e-6, hint="", mistakes=()):
     """Compare a number, string, sequence or tensor with the expected one (floats within
     tolerance); say what is off without showing ``expected``."""
@@ -144,7 +144,7 @@ def check_value(answer, expected, name="answer", rtol=1e-4, atol=1e-6, hint="", 
     return Feedback(False, f"{bad} of {got.size} values are off.{hint}", name)
 
 
-@_never_raises
+@never_raises
 def check_shape(answer, expected_shape, name="shape", mistakes=()):
     """Check a tensor's (or array's) shape, or a shape given as a tuple, without showing it."""
     if unanswered(answer):
@@ -176,7 +176,7 @@ def _copy_for_check(value):
     return value
 
 
-@_never_raises
+@never_raises
 def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
     """Run the learner's ``fn`` on ``cases`` — a list of ``(args, expected)`` — and compare.
 
@@ -209,7 +209,7 @@ def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
     return Feedback(True, f"all {len(cases)} cases correct.", name)
 
 
-@_never_raises
+@never_raises
 def check_between(answer, low, high, name="answer", hint=""):
     """Check that a measured number (an accuracy, a loss) lies in ``[low, high]``."""
     if unanswered(answer):
@@ -226,7 +226,7 @@ def check_between(answer, low, high, name="answer", hint=""):
     return Feedback(False, f"{value:.4g} is outside the expected range [{low}, {high}].{hint}", name)
 
 
-@_never_raises
+@never_raises
 def check_prediction(prediction, measured, name="prediction", tolerance=0.1, explanation=""):
     """Compare what the learner predicted *before* running something with what it measured.
 

@@ -1,0 +1,189 @@
+"""The notebooks' exercise checks: right answers pass, known mistakes get their diagnosis, no
+feedback shows the answer, and a learner's wrong function leaves the notebook's state alone."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision import transforms as T
+
+import course_utils as cu
+from course_utils.exercises import ex00, ex07
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return cu.models.create("efficientnet_lite0").eval()
+
+
+# ----- notebook 00 ---------------------------------------------------------------------------
+
+def test_ex00_number_of_classes(lite0):
+    assert ex00.num_classes(1000, lite0)
+    wrong = ex00.num_classes(1280, lite0)
+    assert not wrong and "in_features" in wrong.message and "1000" not in wrong.message
+    assert "not answered" in ex00.num_classes(..., lite0).message
+
+
+def test_ex00_batch_of_four_names_each_wrong_way_to_join():
+    x = torch.randn(1, 3, 8, 8)
+    assert ex00.batch_of_four(x.repeat(4, 1, 1, 1), x)
+    assert "torch.stack" in ex00.batch_of_four(torch.stack([x] * 4), x).message
+    assert "width" in ex00.batch_of_four(torch.cat([x] * 4, dim=3), x).message
+    assert "channels" in ex00.batch_of_four(torch.cat([x] * 4, dim=1), x).message
+    assert "not copies" in ex00.batch_of_four(torch.zeros(4, 3, 8, 8), x).message
+    assert not ex00.batch_of_four("four cats", x)  # nonsense is feedback, not a traceback
+
+
+def test_ex00_prediction_of_the_trainable_parameters():
+    assert ex00.trainable_prediction(1280 * 10 + 10)
+    assert "biases" in ex00.trainable_prediction(1280 * 10).message
+    assert "whole model" in ex00.trainable_prediction(3_384_170).message
+
+
+def test_ex00_espresso_without_normalize_diagnoses_the_unchanged_cell(lite0):
+    from PIL import Image
+    from skimage import data as skdata
+
+    transform = cu.data.make_transform("efficientnet_lite0", train=False)
+    coffee = Image.fromarray(skdata.coffee())
+    espresso = 967
+    plain = T.Compose(transform.transforms[:-1])  # the learner's change: no Normalize
+    with torch.no_grad():
+        normalized = lite0(transform(coffee).unsqueeze(0)).softmax(1)[0, espresso].item()
+        without = lite0(plain(coffee).unsqueeze(0)).softmax(1)[0, espresso].item()
+    assert ex00.espresso_without_normalize(round(without, 2))
+    unchanged = ex00.espresso_without_normalize(normalized)
+    assert not unchanged and "with Normalize" in unchanged.message
+    assert "between 0 and 1" in ex00.espresso_without_normalize(100 * without).message
+    assert f"{without:.2f}" not in unchanged.message
+
+
+# ----- notebook 07 ---------------------------------------------------------------------------
+
+def test_ex07_head_parameters():
+    model = cu.models.create("efficientnet_lite0", num_classes=2, pretrained=False)
+    assert ex07.head_parameters(1280 * 2 + 2, model)
+    assert "bias" in ex07.head_parameters(1280 * 2, model).message
+
+
+def test_ex07_epoch_loss_diagnoses_the_articles_mean_of_batch_means():
+    def per_image(losses, sizes):
+        return sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)
+
+    def articles(losses, sizes):
+        return sum(losses) / len(losses)
+
+    def forgot_to_divide(losses, sizes):
+        return sum(loss * n for loss, n in zip(losses, sizes, strict=True))
+
+    assert ex07.epoch_loss(per_image)
+    assert "mean of the batch means" in ex07.epoch_loss(articles).message
+    assert "divide by the number of images" in ex07.epoch_loss(forgot_to_divide).message
+    assert "forget `return`" in ex07.epoch_loss(lambda losses, sizes: None).message
+
+
+class TinyCNN(nn.Module):
+    """Convolution, BatchNorm and a head: small enough to train-mode-trap in a test."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def tiny_model_and_loader():
+    torch.manual_seed(0)
+    model = TinyCNN().eval()
+    X, y = torch.randn(24, 3, 8, 8) * 3 + 1, torch.randint(0, 2, (24,))
+    return model, DataLoader(TensorDataset(X, y), batch_size=8)
+
+
+def right_accuracy(model, loader):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for X, y in loader:
+            correct += (model(X).argmax(1) == y).sum().item()
+    return correct / len(loader.dataset)
+
+
+def test_ex07_validation_accuracy_passes_the_right_function(tiny_model_and_loader):
+    assert ex07.validation_accuracy(right_accuracy, *tiny_model_and_loader)
+
+
+def test_ex07_forgetting_eval_is_diagnosed_and_changes_nothing_in_the_notebook(tiny_model_and_loader):
+    model, loader = tiny_model_and_loader
+    state = copy.deepcopy(model.state_dict())
+
+    def forgot_eval(model, loader):
+        correct = 0
+        with torch.no_grad():
+            for X, y in loader:
+                correct += (model(X).argmax(1) == y).sum().item()
+        return correct / len(loader.dataset)
+
+    feedback = ex07.validation_accuracy(forgot_eval, model, loader)
+    assert not feedback and "model.eval()" in feedback.message
+    assert not model.training
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_ex07_gradients_and_counts_are_diagnosed(tiny_model_and_loader):
+    model, loader = tiny_model_and_loader
+
+    def with_gradients(model, loader):
+        model.eval()
+        correct = 0
+        for X, y in loader:
+            logits = model(X)
+            logits.sum().backward()
+            correct += (logits.argmax(1) == y).sum().item()
+        return correct / len(loader.dataset)
+
+    def a_count(model, loader):
+        return right_accuracy(model, loader) * len(loader.dataset)
+
+    assert "torch.no_grad()" in ex07.validation_accuracy(with_gradients, model, loader).message
+    assert "a count" in ex07.validation_accuracy(a_count, model, loader).message
+    assert "raised ZeroDivisionError" in ex07.validation_accuracy(lambda m, data: 1 / 0, model, loader).message
+
+
+def _drift(model, loader):
+    before = [m.running_mean.clone() for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    model.train()
+    with torch.no_grad():
+        model(next(iter(loader))[0])
+    after = [m.running_mean for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    return max((a - b).abs().max().item() for a, b in zip(after, before, strict=True))
+
+
+def test_ex07_batchnorm_drift_of_the_articles_freezing_and_the_courses():
+    loader = DataLoader(TensorDataset(torch.randn(4, 3, 64, 64), torch.zeros(4, dtype=torch.long)),
+                        batch_size=4)
+    article = cu.models.create("efficientnet_lite0", num_classes=2)
+    article.requires_grad_(False)
+    course = cu.models.freeze(cu.models.create("efficientnet_lite0", num_classes=2))
+    drift_article, drift_course = _drift(article, loader), _drift(course, loader)
+    assert drift_article > 0 and drift_course == 0
+    assert ex07.batchnorm_drift(drift_article, drift_course, "efficientnet_lite0", loader)
+    no_freeze = ex07.batchnorm_drift(drift_article, drift_article, "efficientnet_lite0", loader)
+    assert not no_freeze and "un-comment" in no_freeze.message
+    eval_mode = ex07.batchnorm_drift(0.0, 0.0, "efficientnet_lite0", loader)
+    assert not eval_mode and "train mode" in eval_mode.message
+
+
+@pytest.mark.slow
+def test_ex07_random_backbone_prediction_measures_both_probes(mirrored_data, monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")  # 16 + 8 images per class: seconds
+    far = ex07.random_backbone_prediction(0.99, "efficientnet_lite0")
+    assert not far and "far off" in far.message and "pretrained features" in far.message
+    measured = float(far.message.split("the run measured ")[1].split(":")[0])
+    assert ex07.random_backbone_prediction(measured, "efficientnet_lite0")
