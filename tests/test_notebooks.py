@@ -1,6 +1,7 @@
 """Conventions every notebook keeps (nbval runs them; this checks how they are stored)."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -54,7 +55,30 @@ def test_notebook_has_summary_and_checked_exercises(path):
     nb = nbformat.read(path, as_version=4)
     headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
     assert "## Summary" in headings and "## Exercises" in headings
-    assert any("cu.checks." in c.source for c in nb.cells if c.cell_type == "code")
+    module = f"ex{path.name[:2]}"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert f"from course_utils.exercises import {module}" in code and f"{module}." in code
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_ask_to_predict_and_to_change_code(path):
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    exercises = text[text.index("## Exercises"):]
+    assert "(predict first)" in exercises, "no exercise asks to predict before running"
+    assert "(change the code" in exercises, "no exercise asks to change code and observe"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_checks_show_no_answer_in_the_student_notebook(path):
+    """The checks compute their references at check time: no literal expected value in a call."""
+    nb = nbformat.read(path, as_version=4)
+    module = f"ex{path.name[:2]}."
+    for cell in nb.cells:
+        if cell.cell_type == "code" and module in cell.source and "= ..." in cell.source:
+            call = cell.source[cell.source.index(module):]
+            assert not re.search(r"(?<![\w.])\d", call.replace(module, "")), f"a number in the check: {call}"
+            assert "cu.checks.check_" not in cell.source, "use the notebook's exercise module"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
@@ -67,3 +91,44 @@ def test_solutions_pass_their_checks(path):
 def _colab_cell():
     nb = nbformat.read(REPO / "notebooks" / "00_setup_and_tour.ipynb", as_version=4)
     return next(c.source for c in nb.cells if c.cell_type == "code")
+
+
+LINK = re.compile(r"\]\(([^)\s]+\.ipynb)(?:#[^)]*)?\)")
+MENTION = re.compile(r"\bnotebooks? (\d\d)\b")
+
+
+def _exists(number):
+    return any(p.name.startswith(f"{number}_") for p in NOTEBOOKS)
+
+
+def _markdown_lines(path):
+    nb = nbformat.read(path, as_version=4)
+    return [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_every_link_to_a_notebook_resolves(path):
+    for line in _markdown_lines(path):
+        for target in LINK.findall(line):
+            assert (path.parent / target).is_file(), f"{path.name}: broken link {target}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_a_notebook_that_does_not_exist_yet_is_called_planned(path):
+    for line in _markdown_lines(path):
+        for number in MENTION.findall(line):
+            if not _exists(number):
+                assert "planned" in line, f"{path.name} mentions notebook {number}: {line!r}"
+
+
+def test_the_tour_links_every_notebook_that_exists_and_marks_the_rest_planned():
+    rows = [line for line in _markdown_lines(REPO / "notebooks" / "00_setup_and_tour.ipynb")
+            if re.match(r"\| \d\d(-\d\d)? \|", line)]
+    assert len(rows) >= 13
+    for row in rows:
+        first, last = re.match(r"\| (\d\d)(?:-(\d\d))? \|", row).groups()
+        numbers = [f"{n:02d}" for n in range(int(first), int(last or first) + 1)]
+        if any(_exists(n) for n in numbers):
+            assert LINK.search(row), f"row for an existing notebook without a link: {row}"
+        else:
+            assert "*(planned)*" in row and not LINK.search(row), row
