@@ -110,7 +110,15 @@ def train_head(model, backbone, found, size, epochs, seed, device, log=print):
                           num_workers=workers, mirror=True)
     X_val, y_val = features.embed(model, found.val.with_transform(tf), BATCH_SIZE, device,
                                   num_workers=workers)
-    head = train.prepare(nn.Linear(X.shape[1], len(found.classes)), device)
+    return train_linear_head(X, y, X_val, y_val, len(found.classes), seed, device, epochs, log)
+
+
+def train_linear_head(X, y, X_val, y_val, num_classes, seed=0, device="cpu", epochs=None,
+                      log=print):
+    """The probe's head on features ``X`` (notebooks 07, 08): AdamW, one-cycle, label smoothing,
+    at least ``HEAD_EPOCHS`` epochs and ``HEAD_STEPS`` steps; returns ``(head, history)``.
+    Seed torch first for a reproducible head (the command seeds when it starts)."""
+    head = train.prepare(nn.Linear(X.shape[1], num_classes), device)
     train_loader = _feature_loader(X, y, True, seed)
     val_loader = _feature_loader(X_val, y_val, False, seed)
     epochs = epochs or head_epochs(len(train_loader.dataset))
@@ -119,7 +127,8 @@ def train_head(model, backbone, found, size, epochs, seed, device, log=print):
                                                     total_steps=epochs * len(train_loader))
     history = train.fit(head, train_loader, val_loader, optimizer, epochs,
                         nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING), scheduler,
-                        stage="head", progress=False, log=log, log_every=math.ceil(epochs / 10))
+                        stage="head", progress=False, log=log,
+                        log_every=math.ceil(epochs / 10) if log else 1)
     return head, history
 
 

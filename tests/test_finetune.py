@@ -242,3 +242,17 @@ def test_malloc_settings_fit_a_c_int():
         assert -2**31 <= value < 2**31 and ctypes.c_int(value).value == value
     with pytest.raises(OverflowError, match="does not fit a C int"):
         finetune._reuse_freed_memory(((finetune.M_TRIM_THRESHOLD, 2 << 30),))  # the old value
+
+
+def test_the_probes_head_trains_on_features_given_to_it(capsys):
+    """Notebook 08 trains the command's probe on its own features: same function, same recipe."""
+    torch.manual_seed(0)
+    X = torch.cat([torch.randn(40, 8) + 2, torch.randn(40, 8) - 2])
+    y = torch.tensor([0] * 40 + [1] * 40)
+    torch.manual_seed(0)
+    head, history = finetune.train_linear_head(X, y, X[::4], y[::4], 2, seed=0, log=None)
+    assert len(history) == finetune.head_epochs(80) and history.last["val_acc"] == 1.0
+    assert head.weight.shape == (2, 8) and capsys.readouterr().out == ""
+    torch.manual_seed(0)
+    _, again = finetune.train_linear_head(X, y, X[::4], y[::4], 2, seed=0, log=None)
+    assert again["val_loss"] == history["val_loss"]  # seeded by the caller: the same run twice
