@@ -187,3 +187,59 @@ def test_ex07_random_backbone_prediction_measures_both_probes(mirrored_data, mon
     assert not far and "far off" in far.message and "pretrained features" in far.message
     measured = float(far.message.split("the run measured ")[1].split(":")[0])
     assert ex07.random_backbone_prediction(measured, "efficientnet_lite0")
+
+
+# ----- notebook 08 ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ex08():
+    from course_utils.exercises import ex08
+
+    return ex08
+
+
+def test_ex08_training_photos(ex08, shared_mirror):
+    data_dir = shared_mirror / "hymenoptera_data"
+    assert ex08.training_photos(244, data_dir)
+    assert "GIF" in ex08.training_photos(245, data_dir).message
+    assert "validation folder" in ex08.training_photos(398, data_dir).message
+
+
+def test_ex08_three_group_learning_rates(ex08):
+    assert ex08.three_group_lrs([1e-5, 1e-4, 1e-3])
+    assert "geometric" in ex08.three_group_lrs([1e-5, 5.05e-4, 1e-3]).message
+    assert "reversed" in ex08.three_group_lrs([1e-3, 1e-4, 1e-5]).message
+    assert "three numbers" in ex08.three_group_lrs([1e-5, 1e-3]).message
+
+
+def test_ex08_misclassified_from_the_confusion_matrix(ex08):
+    import numpy as np
+
+    class Interpretation:  # what ClassificationInterpretation offers the check
+        def confusion_matrix(self):
+            return np.array([[60, 10], [5, 78]])
+
+    assert ex08.misclassified(15, Interpretation())
+    assert "diagonal" in ex08.misclassified(138, Interpretation()).message
+
+
+def test_ex08_head_without_concat_pool(ex08, shared_mirror, tmp_path):
+    import shutil
+    import warnings
+
+    from fastai.vision.all import ImageDataLoaders, Resize, vision_learner
+
+    for split in ("train", "valid"):
+        for name in ("ants", "bees"):
+            (tmp_path / split / name).mkdir(parents=True)
+            source = sorted((shared_mirror / "hymenoptera_data" / "train" / name).glob("*.jpg"))[0]
+            shutil.copyfile(source, tmp_path / split / name / source.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dls = ImageDataLoaders.from_folder(tmp_path, item_tfms=Resize(64), bs=2, num_workers=0)
+        small = vision_learner(dls, "tf_efficientnet_lite0", pretrained=False, lin_ftrs=[],
+                               concat_pool=False)
+        default = vision_learner(dls, "tf_efficientnet_lite0", pretrained=False)
+    assert ex08.head_without_concat_pool(2 * 1280 + 1280 * 2, small)
+    assert "twice as wide" in ex08.head_without_concat_pool(2 * 5120, small).message
+    assert "concat_pool=False" in ex08.head_without_concat_pool(5120, default).message

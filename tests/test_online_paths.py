@@ -1,0 +1,72 @@
+"""The notebooks' online paths, run offline: random weights stand in for the downloads.
+
+Notebook 07 fine-tunes ResNet-50 and notebook 08 builds ``vision_learner(dls, resnet34)`` when
+their torchvision weights can be had. Here those weights files are random tensors placed in a
+private torch hub cache (torchvision checks a file's hash only when it downloads it), so both
+notebooks take their online branch, cell for cell, in fast mode. The accuracies mean nothing
+with random weights; that the code runs, on the other architecture, is what is tested.
+"""
+
+import os
+
+import nbformat
+import pytest
+import torch
+from nbclient import NotebookClient
+from torchvision import models as tvm
+
+import course_utils as cu
+
+REPO = cu.env.REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def torch_home(tmp_path_factory, shared_mirror):
+    home = tmp_path_factory.mktemp("torch_home")
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in ("resnet50", "resnet34"):
+        torch.manual_seed(0)
+        weights = tvm.get_model_weights(name).DEFAULT
+        torch.save(tvm.get_model(name, weights=None).state_dict(),
+                   checkpoints / os.path.basename(weights.url))
+    return home
+
+
+def run_notebook(name, torch_home):
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    env = {"TORCH_HOME": str(torch_home), "COURSE_FAST": "1",
+           "COURSE_DATA_MIRROR": str(REPO.parent / "shared" / "datasets")}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        client = NotebookClient(nb, timeout=900, kernel_name="python3",
+                                resources={"metadata": {"path": str(REPO / "notebooks")}})
+        client.execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return "\n".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                     for output in cell.outputs)
+
+
+@pytest.mark.slow
+def test_notebook_07_runs_its_resnet50_branch(torch_home):
+    printed = run_notebook("07_pytorch_finetune_resnet.ipynb", torch_home)
+    assert "this run fine-tunes ResNet-50, as the article does" in printed
+    assert "ResNet: 25,557,032 parameters" in printed
+
+
+@pytest.mark.slow
+def test_notebook_08_runs_vision_learner_with_resnet34(torch_home):
+    printed = run_notebook("08_fastai_finetune.ipynb", torch_home)
+    assert "backbone: resnet34" in printed
+    assert "3 parameter groups" in printed  # fastai splits a ResNet into three groups
+
+
+def test_a_cached_weights_file_is_used_without_a_download(torch_home, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(torch_home / "hub"))
+    assert cu.models.is_available("resnet34") and cu.models.pick_backbone("resnet34") == "resnet34"
