@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import os
 import urllib.error
+import urllib.request
 import weakref
 from dataclasses import dataclass
 from functools import cache
@@ -243,10 +244,22 @@ def is_available(name):
     return torchvision_cache_path(name).is_file()
 
 
+def _reachable(url, timeout=10):
+    """True when a HEAD request to ``url`` is answered (the weights could be downloaded)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def pick_backbone(preferred="resnet50"):
-    """``preferred`` when its weights are cached or downloadable, else the offline backbone."""
+    """``preferred`` when its weights are cached or downloadable, else the offline backbone.
+    Offline it falls back without starting a download (whose message would only say it tried)."""
     if is_available(preferred):
         return preferred
+    if preferred not in _LITE and not _reachable(_torchvision_weights(preferred).url):
+        return OFFLINE_BACKBONE
     try:
         create(preferred)
         return preferred

@@ -1,4 +1,5 @@
 import urllib.error
+import urllib.request
 
 import pytest
 import torch
@@ -210,3 +211,19 @@ def test_torchvision_weights_offline_give_a_clear_error(monkeypatch, tmp_path):
     assert str(tmp_path) in message and "download.pytorch.org" in message
     assert not cu.models.is_available("resnet50")
     assert cu.models.pick_backbone("resnet50") == "efficientnet_lite0"
+
+
+def test_pick_backbone_offline_falls_back_without_trying_a_download(monkeypatch, tmp_path, capfd):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("pick_backbone started a download although the server is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    assert cu.models.pick_backbone("resnet34") == "efficientnet_lite0"
+    out, err = capfd.readouterr()
+    assert "Downloading" not in out + err  # torch hub's message for an attempt that cannot succeed
