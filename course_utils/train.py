@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm  # plain text bar: no widget state stored in the notebooks
 
-from course_utils import data, env, models
+from course_utils import data, env, files, models
 
 # ----- device and memory layout --------------------------------------------------------------
 
@@ -202,8 +202,8 @@ def save_model(model, path, classes=None, image_size=None, **extra):
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    torch.save(checkpoint, path)
-    return path
+    # Whole or not at all: a full disk or Ctrl-C mid-save keeps the previous file (see files.py).
+    return files.write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def load_model(path, device=None):
