@@ -43,6 +43,7 @@ from course_utils.data.store import (
     mirror_root,
     verify,
 )
+from course_utils.data.walk import walk
 
 __all__ = [
     "ChecksumError", "CourseDataset", "DataUnavailable", "FolderData", "FolderError",
@@ -123,18 +124,22 @@ class CourseDataset(_TorchDataset):
 
 # Each reader returns (the standard loader's dataset, its targets, number of classes it found).
 
-def _read_imagefolder(entry, split):
-    from torchvision import datasets
+def _read_class_tree(folder):
+    """torchvision's ImageFolder, walked safely (each real folder once, hidden files left out)."""
+    from course_utils.data.images import ClassFolders  # imports torchvision: see images.py
 
-    base = datasets.ImageFolder(data_root() / entry.folder / split)  # one folder per split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    base = ClassFolders(folder, _class_folders(folder))
     return base, base.targets, len(base.classes)
+
+
+def _read_imagefolder(entry, split):
+    return _read_class_tree(data_root() / entry.folder / split)  # one folder per split
 
 
 def _read_imagefolder_seeded(entry, split):
-    from torchvision import datasets
-
-    base = datasets.ImageFolder(data_root() / entry.folder)  # one folder; the split is seeded
-    return base, base.targets, len(base.classes)
+    return _read_class_tree(data_root() / entry.folder)  # one folder; the split is seeded
 
 
 def _read_eurosat(entry, split):
@@ -230,7 +235,9 @@ class FolderData:
     layout: str  # in words: which layout was found and how the split was made
     root: Path
     skipped: list = field(default_factory=list)  # (path, reason) of images that do not decode
-    ignored: list = field(default_factory=list)  # paths of files without an image extension
+    ignored: list = field(default_factory=list)  # files without an image extension, hidden files
+    links: list = field(default_factory=list)  # (path, reason) of links to folders not followed
+    warnings: list = field(default_factory=list)  # why the validation accuracy says less
 
     def relative(self, path):
         """``path`` relative to the folder that was read, for messages."""
@@ -268,7 +275,7 @@ class _ImageCheck:
     """ImageFolder's ``is_valid_file``: an image name and a file that decodes; notes the rest."""
 
     def __init__(self):
-        self.skipped, self.ignored = [], []
+        self.skipped, self.ignored, self.links = [], [], []
 
     def __call__(self, path):
         if not path.lower().endswith(_image_extensions()):
@@ -279,26 +286,18 @@ class _ImageCheck:
             self.skipped.append((path, reason))
         return reason is None
 
+    def read(self, folder, classes):
+        """``folder/<class>/`` as a :class:`~course_utils.data.images.ClassFolders` (see there)."""
+        from course_utils.data.images import ClassFolders  # imports torchvision: see images.py
+
+        base = ClassFolders(folder, classes, is_valid_file=self)
+        self.ignored += [str(p) for p in base.hidden]
+        self.links += base.links
+        return base
+
 
 def _class_folders(folder):
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-
-
-def _read_class_folders(folder, classes, check):
-    """torchvision's ImageFolder of ``folder/<class>/``, numbered as ``classes``; images that decode."""
-    from torchvision import datasets  # see _image_extensions: imported where it is needed
-
-    def is_valid(path):
-        # A hidden folder (.ipynb_checkpoints) is no class, though ImageFolder would make it one.
-        return not Path(path).relative_to(folder).parts[0].startswith(".") and check(path)
-
-    base = datasets.ImageFolder(folder, is_valid_file=is_valid, allow_empty=True)
-    # ImageFolder numbers the folders it finds; val/ may lack a class, so use train/'s numbers.
-    index = {name: i for i, name in enumerate(classes)}
-    base.samples = base.imgs = [(path, index[base.classes[t]]) for path, t in base.samples]
-    base.targets = [t for _, t in base.samples]
-    base.classes, base.class_to_idx = list(classes), index
-    return base
 
 
 def _check_classes(classes, where):
@@ -327,12 +326,29 @@ def _check_images(base, where, check):
         raise FolderError(f"no readable images for class(es) {', '.join(empty)} in {where}{unreadable}")
 
 
+def _check_validation(targets, classes, where):
+    """Refuse a validation set of one class; warn about classes it lacks (returns the warnings)."""
+    counts = np.bincount(targets, minlength=len(classes))
+    missing = [name for name, n in zip(classes, counts, strict=True) if n == 0]
+    present = [name for name, n in zip(classes, counts, strict=True) if n > 0]
+    if len(present) == 1:
+        raise FolderError(f"{where} holds images of one class only ({present[0]}): its accuracy "
+                          f"would measure nothing (a model that always answers {present[0]!r} "
+                          "scores 100%). Add validation images of every class")
+    if missing:
+        return [f"{where} has no images of class(es) {', '.join(missing)}: the validation "
+                "accuracy says nothing about them"]
+    return []
+
+
 def from_folder(data_dir, val_fraction=0.2, seed=0):
     """A folder of images, one subfolder per class, as train and val :class:`CourseDataset` (07).
 
     ``train/`` and ``val/`` (or ``valid/``, ``validation/``) are used as they are; class folders
     alone are split by :func:`stratified_split` (``val_fraction`` of each class, seeded).
-    Unreadable images are skipped and files without an image extension ignored (both listed).
+    Unreadable images are skipped, files without an image extension and hidden files ignored,
+    links that would read a folder twice not followed (all listed). A validation set that lacks
+    a class gives a warning (``.warnings``); one with a single class is refused.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
@@ -341,11 +357,15 @@ def from_folder(data_dir, val_fraction=0.2, seed=0):
         raise FolderError(f"DATA_DIR not found: {root}")
     if not root.is_dir():
         raise FolderError(f"{root} is a file, not a folder of images (unpack an archive first)")
-    subfolders = _class_folders(root)
-    val_name = next((n for n in VAL_NAMES if n in subfolders), None)
-    if "train" in subfolders or val_name:
-        return _read_train_val(root, val_name)
-    return _read_and_split(root, subfolders, val_fraction, seed)
+    try:
+        subfolders = _class_folders(root)
+        val_name = next((n for n in VAL_NAMES if n in subfolders), None)
+        if "train" in subfolders or val_name:
+            return _read_train_val(root, val_name)
+        return _read_and_split(root, subfolders, val_fraction, seed)
+    except OSError as err:  # a folder we may not list, an image we may not open
+        where = err.filename or root
+        raise FolderError(f"cannot read {where}: {err.strerror or err}") from err
 
 
 def _read_train_val(root, val_name):
@@ -360,35 +380,38 @@ def _read_train_val(root, val_name):
     if extra:
         raise FolderError(f"{root / val_name} has class folder(s) that train/ lacks: {', '.join(extra)}")
     check = _ImageCheck()
-    train_base = _read_class_folders(root / "train", classes, check)
+    train_base = check.read(root / "train", classes)
     _check_images(train_base, root / "train", check)
-    val_base = (_read_class_folders(root / val_name, classes, check)
-                if _class_folders(root / val_name) else None)  # ImageFolder refuses no folders
-    if val_base is None or not val_base.samples:
+    val_base = check.read(root / val_name, classes)
+    if not val_base.samples:
         raise FolderError(f"no images found in {root / val_name}")
+    warnings = _check_validation(val_base.targets, classes, f"{val_name}/")
     train = CourseDataset(train_base, range(len(train_base)), train_base.targets, classes,
                           name=root.name, split="train")
     val = CourseDataset(val_base, range(len(val_base)), val_base.targets, classes,
                         name=root.name, split="val")
     return FolderData(train, val, classes, f"train/ and {val_name}/ folders", root, check.skipped,
-                      check.ignored)
+                      check.ignored, check.links, warnings)
 
 
 def _read_and_split(root, classes, val_fraction, seed):
     _check_classes(classes, root)
     check = _ImageCheck()
-    base = _read_class_folders(root, classes, check)
+    base = check.read(root, classes)
     _check_images(base, root, check)
     train_idx, val_idx = stratified_split(base.targets, val_fraction, seed)
     if not val_idx:
         raise FolderError(f"too few images in {root} to hold out a validation split "
                           f"(each class needs at least {int(0.5 / val_fraction) + 1})")
+    warnings = _check_validation([base.targets[i] for i in val_idx], classes,
+                                 "the validation split")
     # One ImageFolder, two index lists: the images are read once and never counted twice.
     train = CourseDataset(base, train_idx, base.targets, classes, name=root.name, split="train")
     val = CourseDataset(base, val_idx, base.targets, classes, name=root.name, split="val")
     layout = (f"class folders only: split by class, seeded (seed {seed}), "
               f"{1 - val_fraction:.0%} train / {val_fraction:.0%} val")
-    return FolderData(train, val, classes, layout, root, check.skipped, check.ignored)
+    return FolderData(train, val, classes, layout, root, check.skipped, check.ignored,
+                      check.links, warnings)
 
 
 # ----- what is here ---------------------------------------------------------------------------
@@ -396,8 +419,7 @@ def _read_and_split(root, classes, val_fraction, seed):
 def _disk_mb(entry):
     """Megabytes a present data set takes, following links into a mirror."""
     folder = data_root() / entry.folder
-    paths = [folder / m for m in entry.members] or [
-        os.path.join(d, f) for d, _, files in os.walk(folder, followlinks=True) for f in files]
+    paths = [folder / m for m in entry.members] or walk(folder).files  # each real folder once
     return sum(os.path.getsize(p) for p in paths) / 1e6
 
 
