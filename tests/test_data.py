@@ -249,7 +249,7 @@ def test_files_the_manifest_does_not_list_are_not_let_in(empty_data, tmp_path, m
     cu.data.store.write_manifest(mirror / "tiny")
     extra = mirror / "tiny" / "train" / "a" / "extra.png"
     Image.new("RGB", (8, 8)).save(extra)
-    (mirror / "tiny" / ".DS_Store").write_bytes(b"finder junk")  # hidden files are not data
+    (mirror / "tiny" / ".DS_Store").write_bytes(b"finder junk")  # no loader opens it: not data
     monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror))
     monkeypatch.setitem(DATASETS, "tiny", tiny_entry("http://127.0.0.1:9/tiny.zip", None))
     with pytest.raises(cu.data.ChecksumError, match="extra.png"):

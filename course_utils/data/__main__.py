@@ -6,7 +6,8 @@
     python -m course_utils.data verify               check every present data set's checksums
     python -m course_utils.data mirror /media/usb    an instructor's offline copy for a classroom
 
-Errors are printed as one clear message (no traceback) and the exit status is 1.
+Errors are printed as one clear message (no traceback) and the exit status is 1 (130 for
+Ctrl-C). Downloads and copies go to temporary names first: an interruption keeps nothing half-made.
 """
 
 import argparse
@@ -102,6 +103,14 @@ def main(argv=None):
         message = err.args[0] if isinstance(err, KeyError) else err
         print(f"error: {message}", file=sys.stderr)
         return 1
+    except OSError as err:  # the disk, not the data: full, read-only, gone
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-made was kept (partial downloads and copies are "
+              "removed)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

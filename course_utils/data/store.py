@@ -23,6 +23,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -31,16 +32,24 @@ from pathlib import Path
 
 from tqdm import tqdm  # plain text bar: no widget state stored in the notebooks
 
-from course_utils import catalog
+from course_utils import catalog, files
+from course_utils.data.walk import walk
 from course_utils.env import REPO_ROOT
 
 MANIFEST_NAME = "SHA256SUMS"
 MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
 DOWNLOAD_TIMEOUT_S = 60  # per connect and per read; a stalled connection must not hang a notebook
+# A server can also trickle (a byte every few seconds: no read ever times out). So a download
+# must also keep up STALL_MIN_BYTES_PER_S over every STALL_WINDOW_S, and end within its deadline.
+STALL_WINDOW_S, STALL_MIN_BYTES_PER_S = 60, 1024
+DOWNLOAD_DEADLINE_S = 3 * 3600  # the largest archive at a slow 100 kB/s takes under an hour
 # torchvision's own User-Agent: the servers of its data sets accept it (some refuse urllib's).
 USER_AGENT = "pytorch/vision"
 CHUNK_BYTES = 1 << 16
 _NOT_DATA = {MANIFEST_NAME, "SOURCE.md"}  # files that describe a data set rather than hold it
+# Files an operating system drops into any folder it shows (a mirror on a USB stick opened in
+# Finder gets .DS_Store). No loader opens them, so they are neither data nor a reason to refuse.
+OS_JUNK = {".DS_Store", "Thumbs.db", "desktop.ini"}
 _LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 
@@ -111,43 +120,77 @@ def md5_file(path):
     return _hexdigest(path, hashlib.md5(usedforsecurity=False))  # an integrity check, not security
 
 
+def _outside(rel):
+    """Why a manifest path would leave its data set, or None: only plain relative paths stay."""
+    parts = rel.split("/")
+    if rel.startswith("/") or ":" in parts[0]:
+        return "an absolute path"
+    if "\\" in rel:
+        return "a Windows path (with backslashes)"
+    if any(part in ("", ".", "..") for part in parts) or "\0" in rel:
+        return "a path that is not a plain path inside the data set"
+    return None
+
+
 def read_manifest(path):
-    """A ``SHA256SUMS`` file (``sha256sum`` format) as {relative path: sha256}."""
+    """A ``SHA256SUMS`` file (``sha256sum`` format) as {relative path: sha256}.
+
+    Every line must be a checksum and a plain relative path inside the data set: a list that
+    names ``../x`` or ``/etc/x`` is refused as a whole (:class:`ChecksumError`), never opened."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ChecksumError(f"{path} is not a text checksum list (not UTF-8 at byte {err.start}); "
+                            "it was not used. Recreate it with `python -m course_utils.data mirror`.") from err
     sums = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
         match = _LINE.match(line)
-        if match:
-            sums[match.group(2)] = match.group(1).lower()
+        if not match:
+            raise ChecksumError(f"{path}, line {number}: not '<sha256>  <path>' ({line[:60]!r}); "
+                                "the list was not used.")
+        rel = match.group(2)
+        reason = _outside(rel)
+        if reason:
+            raise ChecksumError(f"{path}, line {number}: {rel!r} is {reason}, outside its data "
+                                "set; the list was not used and nothing it names was opened.")
+        sums[rel] = match.group(1).lower()
     return sums
 
 
+def _data_tree(folder):
+    """Every file under `folder`, hidden ones too, reading no link to a folder (see walk.py)."""
+    return walk(folder, hidden=True, follow_links=False)
+
+
+def _is_data(rel):
+    return rel.as_posix() not in _NOT_DATA and rel.name not in OS_JUNK
+
+
 def _data_files(folder):
-    """Every data file under `folder`, following links, as paths relative to it."""
+    """Every data file under `folder` as paths relative to it (notes and OS_JUNK left out).
+
+    Other hidden files count: a loader may read them (``._photo.jpg``), so they are checked."""
     folder = Path(folder)
-    found = []
-    for dirpath, _, filenames in os.walk(folder, followlinks=True):
-        for filename in filenames:
-            rel = (Path(dirpath) / filename).relative_to(folder)
-            # Hidden files (.DS_Store, partial downloads) are not data.
-            if rel.as_posix() not in _NOT_DATA and not filename.startswith("."):
-                found.append(rel)
-    return sorted(found)
+    return [rel for rel in (p.relative_to(folder) for p in _data_tree(folder).files) if _is_data(rel)]
 
 
-def write_manifest(folder):
-    """Write ``folder/SHA256SUMS`` for every data file in it (what a mirror needs)."""
+def write_manifest(folder, sums=None):
+    """Write ``folder/SHA256SUMS``: ``sums`` ({rel path: sha256}), or every data file hashed now."""
     folder = Path(folder)
-    lines = [f"{sha256_file(folder / rel)}  {rel.as_posix()}\n" for rel in _data_files(folder)]
-    path = folder / MANIFEST_NAME
-    path.write_text("".join(lines), encoding="utf-8")
-    return path
+    if sums is None:
+        sums = {rel.as_posix(): sha256_file(folder / rel) for rel in _data_files(folder)}
+    lines = [f"{digest}  {rel}\n" for rel, digest in sorted(sums.items())]
+    return files.write_text(folder / MANIFEST_NAME, "".join(lines))
 
 
 def check_files(folder, expected, complete=False):
     """Paths under `folder` that are missing or differ from `expected` ({rel path: sha256}).
 
-    With ``complete``, files that `expected` does not list count as bad too: nothing unchecked
-    slips into a data set.
+    With ``complete``, files that `expected` does not list count as bad too, and so does any
+    link to a folder: nothing unchecked slips into a data set.
     """
     folder = Path(folder)
     bad = []
@@ -156,7 +199,9 @@ def check_files(folder, expected, complete=False):
         if not path.is_file() or sha256_file(path) != digest:
             bad.append(path)
     if complete:
+        tree = _data_tree(folder)
         bad += [folder / rel for rel in _data_files(folder) if rel.as_posix() not in expected]
+        bad += [path for path, _ in tree.links]
     return bad
 
 
@@ -232,8 +277,28 @@ def _mirror_source(entry):
     return source if source.is_dir() else None
 
 
+def _stat_listing(entry, source, expected):
+    """The name, size and modification time of every file a check covers, as one hash.
+
+    A verified mirror is hashed again only when this changes: a file edited, replaced, added
+    or removed after its check changes it, so what is used is always what was checked."""
+    if entry.members:
+        paths = [source / rel for rel in sorted(expected)]
+    else:
+        tree = _data_tree(source)
+        paths = tree.files + [path for path, _ in tree.links]
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\n".encode())
+        except OSError:  # a broken link or a missing member: the check itself will say which
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
 def _verify_mirror(entry, source):
-    """Check the mirror's files once per manifest; later runs only read the marker."""
+    """Check the mirror's files against its manifest; again only when a file has changed since."""
     manifest = source / MANIFEST_NAME
     if not manifest.is_file():
         raise DataUnavailable(f"{entry.name}: the mirror folder {source} has no {MANIFEST_NAME}, so "
@@ -242,10 +307,11 @@ def _verify_mirror(entry, source):
     expected = _select(entry, read_manifest(manifest), manifest)
     if not expected:
         raise ChecksumError(f"{entry.name}: {manifest} lists no files, so nothing can be checked.")
-    listing = "".join(f"{d}  {r}\n" for r, d in sorted(expected.items()))
-    key = hashlib.sha256(f"{source.resolve()}\n{listing}".encode()).hexdigest()[:16]
+    sums = "".join(f"{d}  {r}\n" for r, d in sorted(expected.items()))
+    key = hashlib.sha256(f"{source.resolve()}\n{sums}".encode()).hexdigest()[:16]
     marker = data_root() / ".verified" / f"{entry.name}-{key}"
-    if marker.exists():
+    listing = _stat_listing(entry, source, expected)  # before hashing: a change during it counts
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == listing:
         return expected
     bad = check_files(source, expected, complete=not entry.members)
     if bad:
@@ -254,7 +320,7 @@ def _verify_mirror(entry, source):
                             "changed): ask whoever prepared it to copy that file again, or unset "
                             "COURSE_DATA_MIRROR to download.")
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"{source}\n", encoding="utf-8")
+    files.write_text(marker, listing + "\n")
     return expected
 
 
@@ -269,11 +335,12 @@ def _link(source, target):
     return True
 
 
-def copy_tree(source, target):
-    """Copy a data set's files and notes, but not the mirror's read-only permissions."""
+def copy_tree(source, target, rels=None):
+    """Copy a data set's files (``rels``: only these) and notes, not the read-only permissions."""
     source, target = Path(source), Path(target)
     extra = [Path(n) for n in sorted(_NOT_DATA) if (source / n).is_file()]
-    for rel in _data_files(source) + extra:
+    rels = _data_files(source) if rels is None else [Path(r) for r in sorted(rels)]
+    for rel in rels + extra:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / rel, target / rel)
 
@@ -284,7 +351,7 @@ def _copy_checked(entry, source, target, expected):
     try:
         copy = partial / source.name
         if source.is_dir():
-            copy_tree(source, copy)
+            copy_tree(source, copy, expected)  # what the list names, nothing else
             bad = check_files(copy, expected, complete=True)
         else:
             shutil.copyfile(source, copy)
@@ -313,29 +380,78 @@ def _from_mirror(entry, source):
 
 
 def _recheck_link(entry):
-    """A linked copy: re-check the mirror only when its manifest changed since last time."""
+    """A linked copy: hash the mirror again if any of its files changed since it was checked.
+
+    A mirror that fails is unlinked, so the next fetch starts afresh (another mirror, or a
+    download), instead of failing on the same link for ever."""
     folder = data_root() / entry.folder
-    for path in _paths(entry, folder):
-        if path.is_symlink():
-            source = path.resolve() if not entry.members else path.resolve().parent
-            _verify_mirror(entry, source)
-            return
+    links = [path for path in _paths(entry, folder) if path.is_symlink()]
+    if not links:
+        return
+    source = links[0].resolve() if not entry.members else links[0].resolve().parent
+    try:
+        _verify_mirror(entry, source)
+    except ChecksumError:
+        for path in links:
+            path.unlink()
+        raise
 
 
 # ----- download ------------------------------------------------------------------------------
 
+class DownloadTooSlow(DataUnavailable):
+    """A download that trickled below the minimum rate, or ran past its deadline."""
+
+
 def _stream(url, path):
-    """Download ``url`` into ``path`` in chunks, with a progress bar on stderr."""
+    """Download ``url`` into ``path`` in chunks, with a progress bar on stderr.
+
+    Three limits, so that no server can hold a learner's notebook: each connect and read
+    (``DOWNLOAD_TIMEOUT_S``), the rate over each ``STALL_WINDOW_S``, the whole download
+    (``DOWNLOAD_DEADLINE_S``)."""
     # The timeout belongs to this request's socket (connect and every read). Not
     # socket.setdefaulttimeout: that would change every socket of the process, other threads' too.
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    start = window_start = time.monotonic()
+    received = window_bytes = 0
     with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, \
             open(path, "wb") as f:
         size = int(response.headers.get("Content-Length") or 0) or None
         with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, mininterval=2) as bar:
-            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+            # read1: what has arrived, at most CHUNK_BYTES. read() would wait for a full chunk,
+            # and a trickling server would keep it waiting without any single read timing out.
+            for chunk in iter(lambda: response.read1(CHUNK_BYTES), b""):
                 f.write(chunk)
                 bar.update(len(chunk))
+                received += len(chunk)
+                window_bytes += len(chunk)
+                now = time.monotonic()
+                if now - start > DOWNLOAD_DEADLINE_S:
+                    raise DownloadTooSlow(f"the download of {url} passed its deadline of "
+                                          f"{DOWNLOAD_DEADLINE_S:g} s with {_of(received, size)}")
+                if now - window_start >= STALL_WINDOW_S:
+                    if window_bytes < STALL_MIN_BYTES_PER_S * (now - window_start):
+                        raise DownloadTooSlow(
+                            f"the download of {url} stalled: {window_bytes} bytes in the last "
+                            f"{now - window_start:.0f} s, below {STALL_MIN_BYTES_PER_S} bytes/s "
+                            f"({_of(received, size)})")
+                    window_start, window_bytes = now, 0
+
+
+def _of(received, size):
+    return f"{received:,} of {size:,} bytes received" if size else f"{received:,} bytes received"
+
+
+def _stream_or_explain(entry, url, part):
+    """:func:`_stream`, its failures said in words: what happened, and what to do."""
+    try:
+        _stream(url, part)
+    except http.client.HTTPException as err:  # the connection dropped mid-file
+        raise ChecksumError(f"{entry.name}: the download of {url} was cut off ({err!r}).") from err
+    except DownloadTooSlow as err:
+        raise DownloadTooSlow(_missing_message(entry, f"{err}; nothing was kept")) from err
+    except (urllib.error.URLError, OSError) as err:
+        raise DataUnavailable(_missing_message(entry, f"downloading it failed ({err})")) from err
 
 
 def _download_file(entry, archive, downloads):
@@ -347,13 +463,10 @@ def _download_file(entry, archive, downloads):
     part.unlink(missing_ok=True)  # a leftover of an interrupted run is never reused
     print(f"Downloading {entry.name}: {archive.url}", file=sys.stderr)
     try:
-        _stream(archive.url, part)
-    except http.client.HTTPException as err:  # the connection dropped mid-file
+        _stream_or_explain(entry, archive.url, part)
+    except BaseException:  # Ctrl-C too: only a complete, checked download keeps a file
         part.unlink(missing_ok=True)
-        raise ChecksumError(f"{entry.name}: the download of {archive.url} was cut off ({err!r}).") from err
-    except (urllib.error.URLError, OSError) as err:
-        part.unlink(missing_ok=True)
-        raise DataUnavailable(_missing_message(entry, f"downloading it failed ({err})")) from err
+        raise
     if archive.md5 is not None:
         got = md5_file(part)
         if got != archive.md5:
@@ -473,6 +586,20 @@ def _forget_downloads(entry):
 
 # ----- the one entry point -------------------------------------------------------------------
 
+def _make_root():
+    """Create the data root, or say in one sentence why it cannot be used."""
+    root = data_root()
+    if root.exists() and not root.is_dir():
+        raise DataUnavailable(f"the data root {root} is a file, not a folder: set COURSE_DATA_DIR "
+                              "to a folder (or remove the file)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        files.check_writable(root)
+    except OSError as err:
+        raise DataUnavailable(f"cannot write into the data root {root} ({err.strerror or err}): "
+                              "set COURSE_DATA_DIR to a folder you can write to") from err
+
+
 def fetch(name):
     """Make a data set present in the data root (cache, mirror or download); returns its folder."""
     entry = catalog.get(name)
@@ -480,10 +607,20 @@ def fetch(name):
     if is_present(name):
         _recheck_link(entry)
         return folder
+    _make_root()
+    try:
+        _make_present(entry, folder)
+    except OSError as err:  # the disk, not the data: say which file and why, in one sentence
+        where = f" ({err.filename})" if err.filename else ""
+        raise DataUnavailable(f"{name}: could not be made present in {data_root()}: "
+                              f"{err.strerror or err}{where}; nothing half-made was kept") from err
+    return folder
+
+
+def _make_present(entry, folder):
     for path in _paths(entry, folder):
         if path.is_symlink():  # points at a mirror that moved away
             path.unlink()
-    data_root().mkdir(parents=True, exist_ok=True)
     source = _mirror_source(entry)
     if source is not None:
         _from_mirror(entry, source)
@@ -492,27 +629,81 @@ def fetch(name):
     else:
         raise DataUnavailable(_missing_message(
             entry, "it has no public direct download: get it by hand from the authors' page"))
-    return folder
 
 
 def export_mirror(dest, names=None):
-    """Copy present, verified data sets into `dest` with a SHA256SUMS each: a classroom mirror."""
-    dest = Path(dest)
+    """Copy present, verified data sets into `dest` with a SHA256SUMS each: a classroom mirror.
+
+    Each data set is copied into a temporary folder in `dest`, the copy checked against the
+    checksums the data set was verified with, and only then renamed into place; a folder of an
+    earlier mirror is replaced whole. The SHA256SUMS lists what was checked, never files that
+    happened to be in `dest` already."""
+    dest = Path(dest).expanduser()
+    if dest.exists() and not dest.is_dir():
+        raise DataUnavailable(f"{dest} is a file: the mirror needs a folder")
     done = []
     for name in names or list(catalog.DATASETS):
         if not is_present(name):
             continue
+        entry = catalog.get(name)
+        source, target = data_root() / entry.folder, dest / entry.folder
+        _refuse_overlap(name, entry, source, target)
         bad = verify(name)
         if bad:
             raise ChecksumError(f"{name}: {bad[0]} does not match its checksum; not exported.")
-        entry = catalog.get(name)
-        source, target = data_root() / entry.folder, dest / entry.folder
-        target.mkdir(parents=True, exist_ok=True)
+        # Checked sums; a set placed by hand has none, and its files as they are now become its list.
+        sums = expected_sums(name) or {rel.as_posix(): sha256_file(source / rel)
+                                       for rel in _data_files(source)}
+        dest.mkdir(parents=True, exist_ok=True)
         if entry.members:
-            for member in entry.members:
-                shutil.copyfile(source / member, target / member)
+            _export_members(entry, source, target, sums)
         else:
-            copy_tree(source, target)
-        write_manifest(target)
+            _export_folder(entry, source, target, sums)
         done.append(name)
     return done
+
+
+def _refuse_overlap(name, entry, source, target):
+    """Refuse to export onto the data set's own files (a data root that links into `dest`)."""
+    pairs = [(source / m, target / m) for m in entry.members] or [(source, target)]
+    for src, dst in pairs:
+        real_src, real_dst = Path(os.path.realpath(src)), Path(os.path.realpath(dst))
+        if real_dst.is_relative_to(real_src) or real_src.is_relative_to(real_dst):
+            raise DataUnavailable(f"{name}: {dst} is where the data set is read from "
+                                  f"({real_src}); a mirror must be another folder")
+
+
+def _export_folder(entry, source, target, sums):
+    if target.exists() and not (target / MANIFEST_NAME).is_file():
+        raise DataUnavailable(f"{entry.name}: {target} already exists and is not a course mirror "
+                              f"(it has no {MANIFEST_NAME}); choose an empty folder, or remove it")
+    partial = Path(tempfile.mkdtemp(prefix=f".partial-{entry.folder}-", dir=target.parent))
+    try:
+        copy = partial / entry.folder
+        copy_tree(source, copy, sums)
+        bad = check_files(copy, sums, complete=True)
+        if bad:
+            raise ChecksumError(f"{entry.name}: the copy of {bad[0].relative_to(copy)} does not "
+                                "match its checksum; the mirror was not changed.")
+        write_manifest(copy, sums)
+        if target.exists():  # an earlier mirror of this data set: swap, then remove it
+            os.replace(target, partial / "old")
+        os.replace(copy, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _export_members(entry, source, target, sums):
+    """Member files (MedMNIST's .npz) share one folder with other data sets' members."""
+    target.mkdir(parents=True, exist_ok=True)
+    for member in entry.members:
+        def copy(tmp, member=member):
+            shutil.copyfile(source / member, tmp)
+            if sha256_file(tmp) != sums[member]:
+                raise ChecksumError(f"{entry.name}: the copy of {member} does not match its "
+                                    "checksum; the mirror was not changed.")
+        files.write_atomic(target / member, copy)
+    # Keep the lines of the other data sets' members (written, checked, by an earlier export).
+    kept = read_manifest(target / MANIFEST_NAME) if (target / MANIFEST_NAME).is_file() else {}
+    kept.update({m: sums[m] for m in entry.members})
+    write_manifest(target, kept)
