@@ -6,6 +6,11 @@ DATA_DIR holds either ``train/`` and ``val/`` with one subfolder per class, or o
 subfolders (then a seeded, stratified 80/20 split is made and stated). Writes
 ``OUT_DIR/model.pt`` (reload it with ``cu.train.load_model``) and ``OUT_DIR/metrics.json``.
 
+What it guarantees (README, "Reliability"): OUT_DIR is checked and locked before training, so
+a second run on the same folder is refused at once; the two files are written to temporary
+names and renamed into place, so a failure (full disk, Ctrl-C) leaves the previous ones as they
+were, and ``metrics.json``, renamed last, names the sha256 of the ``model.pt`` it describes.
+
 The recipe (``--mode``):
 
 * ``probe`` (default): every image is embedded once by the frozen backbone, the training
@@ -36,6 +41,7 @@ import argparse
 import ctypes
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,12 +49,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_utils import data, env, features, models, train
+from course_utils import data, env, features, files, models, train
+from course_utils.data.images import UnreadableImage
+from course_utils.data.store import sha256_file
 
 # The head trains for at least HEAD_EPOCHS epochs and HEAD_STEPS optimizer steps: on a few dozen
 # images an epoch is one step, and ten steps leave the head half-trained.
 HEAD_EPOCHS, HEAD_STEPS, HEAD_LR, HEAD_WEIGHT_DECAY, LABEL_SMOOTHING = 10, 300, 1e-3, 0.05, 0.1
 FINETUNE_EPOCHS, FINETUNE_LR, UNFREEZE_FRACTION, BATCH_SIZE = 4, 1e-3, 0.25, 32
+SEED_RANGE = (0, 2**32 - 1)  # what numpy's and every library's seeding accepts
+OUTPUT_FILES = ("model.pt", "metrics.json")
 # glibc's mallopt(param, value) for the command's process (see _reuse_freed_memory). Both are C
 # ints: 2 << 30 would not fit, and ctypes would silently pass it as -2**31.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
@@ -200,13 +210,19 @@ def parse_args(argv=None):
         parser.error("--image-size must be between 32 and 1024")
     if not 0 < args.val_fraction < 1:
         parser.error("--val-fraction must be between 0 and 1")
+    if not SEED_RANGE[0] <= args.seed <= SEED_RANGE[1]:
+        parser.error(f"--seed must be between {SEED_RANGE[0]} and {SEED_RANGE[1]}")
     return args
 
 
 def report_files(found, log=print):
-    """Warn about skipped unreadable images by name; note files that are not images."""
+    """Warn about skipped images, unfollowed links and a thin validation set; note non-images."""
     for path, reason in found.skipped:
         print(f"warning: skipped unreadable image {found.relative(path)} ({reason})", file=sys.stderr)
+    for path, reason in found.links:
+        print(f"warning: did not follow {found.relative(path)}: {reason}", file=sys.stderr)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if found.ignored:
         names = ", ".join(found.relative(p) for p in found.ignored[:5])
         more = f" and {len(found.ignored) - 5} more" if len(found.ignored) > 5 else ""
@@ -221,6 +237,19 @@ def resolve_device(args):
     return device
 
 
+def check_output(out):
+    """Before any training: ``out`` is a folder this process can write, with no folder named as
+    one of the outputs (each would fail only at the end, after minutes of training)."""
+    try:
+        files.check_writable(out)
+    except OSError as err:
+        raise UserError(f"cannot write to --output {out}: {err.strerror or err}") from err
+    for name in OUTPUT_FILES:
+        if (out / name).is_dir():
+            raise UserError(f"--output {out} holds a folder named {name}: the command writes a "
+                            "file by that name; choose another --output")
+
+
 def run(args, log=print, start=None):
     """Fine-tune as ``args`` say; returns the metrics dict it also writes to metrics.json.
 
@@ -228,16 +257,18 @@ def run(args, log=print, start=None):
     start = time.perf_counter() if start is None else start
     env.set_seed(args.seed)
     device = resolve_device(args)
+    out = Path(args.output).expanduser()
+    check_output(out)
+    with files.lock_folder(out):  # held until both files are written: one run per folder
+        return _train_and_write(args, out, device, start, log)
+
+
+def _train_and_write(args, out, device, start, log):
     found = data.from_folder(args.data_dir, args.val_fraction, args.seed)
     report_files(found, log)
     log(f"data: {args.data_dir} ({found.layout}); {len(found.classes)} classes: "
         f"{', '.join(found.classes[:10])}{' ...' if len(found.classes) > 10 else ''}; "
         f"{len(found.train)} training and {len(found.val)} validation images")
-    out = Path(args.output)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create --output {out}: {err}") from err
     size = args.image_size or default_image_size(args.backbone, args.mode)
     log(f"backbone: {args.backbone} ({models.spec(args.backbone).source}); mode: {args.mode}; "
         f"device: {env.device_summary(device)}")
@@ -249,16 +280,23 @@ def run(args, log=print, start=None):
         finetune_top(model, args.backbone, found, size, args.epochs or FINETUNE_EPOCHS, args.seed,
                      device, history, log)
     val_accuracy = history.last["val_acc"]
-    train.save_model(model, out / "model.pt", found.classes, image_size=size, mode=args.mode)
     metrics = {
         "val_accuracy": val_accuracy, "num_train": len(found.train), "num_val": len(found.val),
         "classes": found.classes, "backbone": args.backbone, "mode": args.mode,
         "image_size": size, "seed": args.seed, "layout": found.layout,
         "device": env.device_summary(device), "history": history.rows,
-        "skipped": [found.relative(p) for p, _ in found.skipped],
-        "seconds": round(time.perf_counter() - start, 1),
+        "skipped": [found.relative(p) for p, _ in found.skipped], "warnings": found.warnings,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    def write_model(tmp):
+        train.save_model(model, tmp, found.classes, image_size=size, mode=args.mode)
+        metrics["model_sha256"] = sha256_file(tmp)  # metrics.json names the model it describes
+
+    def write_metrics(tmp):
+        metrics["seconds"] = round(time.perf_counter() - start, 1)
+        Path(tmp).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+    files.write_together([(out / "model.pt", write_model), (out / "metrics.json", write_metrics)])
     correct = round(val_accuracy * len(found.val))
     log(f"final validation accuracy {val_accuracy:.4f} ({correct}/{len(found.val)}) in "
         f"{metrics['seconds']:.0f} s; wrote {out / 'model.pt'} and {out / 'metrics.json'}")
@@ -290,18 +328,35 @@ def _reuse_freed_memory(settings=MALLOC_SETTINGS):
     return all(mallopt(param, value) == 1 for param, value in settings)
 
 
+def _last_line(err):
+    """The message itself: a DataLoader worker's error arrives with the worker's traceback,
+    whose last line is ``module.ErrorType: message``."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    if "Traceback" not in str(err):
+        return " ".join(lines)
+    return re.sub(r"^[\w.]+: ", "", lines[-1])
+
+
 def main(argv=None, start=None):
-    """The command: one line and exit status 2 for bad input, never a traceback."""
+    """The command: one line and exit status 2 for bad input, 1 for a failure, never a traceback."""
     args = parse_args(argv)
     try:
         if resolve_device(args).type == "cpu":
             _reuse_freed_memory()  # this process is the command's own: see the comment there
         run(args, start=start)
-    except (UserError, data.FolderError, models.BackboneUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, data.FolderError, models.BackboneUnavailable, files.FolderBusy) as err:
+        print(f"error: {_last_line(err)}", file=sys.stderr)
         return 2
+    except UnreadableImage as err:
+        print(f"error: {_last_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # the disk: full, read-only, gone; the previous outputs are unchanged
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or _last_line(err)}{where}; nothing was written to "
+              f"{args.output} (what was there before is unchanged)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted; nothing half-written was left in {args.output}", file=sys.stderr)
         return 130
     return 0
 
