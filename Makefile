@@ -1,5 +1,5 @@
 # Two commands do all the set-up (see README.md):
-#   make lab    create .venv if missing, install the course, open JupyterLab on notebooks/
+#   make lab    create .venv if missing, install the course, open JupyterLab on notebook 00
 #   make test   the same install, then lint, unit tests and every notebook (fast mode, offline)
 # A second run reuses .venv: it reinstalls only when requirements*.txt or pyproject.toml changed.
 # It installs both requirements.txt (run time) and requirements-dev.txt (JupyterLab, test tools).
@@ -30,8 +30,12 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
+# The lab opens on notebook 00 (also the address it prints), and with tools/lab/overrides.json
+# as its settings defaults: no prompt about Jupyter news, no update check (the course is pinned).
+LAB_START := 00_setup_and_tour.ipynb
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --LabApp.default_url=/lab/tree/$(LAB_START) \
+	  --LabApp.app_settings_dir=$(CURDIR)/tools/lab $(LAB_ARGS)
 
 lint: install
 	$(BIN)/ruff check course_utils tests tools $(wildcard benchmarks)

@@ -1,14 +1,17 @@
 """The set-up a learner relies on: pinned versions in two files, two make commands, JupyterLab."""
 
 import importlib.metadata
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tarfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -122,27 +125,49 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_jupyterlab_starts_and_serves_lab(tmp_path):
-    port = free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={REPO / 'notebooks'}"]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _get(url, follow=True):
+    """(status, Location header, body) of a GET; redirects are followed only if asked."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+    opener = urllib.request.build_opener(*([] if follow else [NoRedirect]))
     try:
-        deadline = time.time() + 90
-        status = None
+        with opener.open(url, timeout=5) as resp:
+            return resp.status, resp.headers.get("Location"), resp.read().decode()
+    except urllib.error.HTTPError as err:  # a 302 without following lands here
+        return err.code, err.headers.get("Location"), ""
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_lab_opens_notebook_00_without_the_news_prompt(tmp_path):
+    if not (REPO / ".venv" / ".installed").exists():
+        pytest.skip("not run from make's .venv")
+    port, token = free_port(), "course-test"
+    args = f"--no-browser --ip=127.0.0.1 --port={port} --ServerApp.port_retries=0 " \
+           f"--IdentityProvider.token={token}" + (" --allow-root" if os.geteuid() == 0 else "")
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    server = subprocess.Popen(["make", "-s", "lab", f"LAB_ARGS={args}"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)  # make and jupyter: one process group
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, status = time.time() + 90, None
         while time.time() < deadline and server.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5) as resp:
-                    status = resp.status
-                    page = resp.read().decode()
+                status, _, page = _get(f"{base}/lab?token={token}")
                 break
             except OSError:
                 time.sleep(1)
         assert server.poll() is None, server.stderr.read().decode()[-2000:]
         assert status == 200 and "JupyterLab" in page
+        # The address it prints and the server's root both open notebook 00.
+        status, location, _ = _get(f"{base}/?token={token}", follow=False)
+        assert status == 302 and location.split("?")[0].endswith("/lab/tree/00_setup_and_tour.ipynb")
+        # The news question is answered ("Never") by tools/lab/overrides.json, so it is not asked.
+        _, _, body = _get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+                          f"?token={token}")
+        defaults = {k: v.get("default") for k, v in json.loads(body)["schema"]["properties"].items()}
+        assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
