@@ -23,6 +23,20 @@ def fast_or_full(fast, full):
     return fast if is_fast() else full
 
 
+def runs_dir(name):
+    """The folder where notebook ``name`` writes what it makes (models, logs, fastai's files).
+
+    ``runs/<name>/`` at the top of the course (or under ``COURSE_RUNS_DIR``), created: one
+    git-ignored place, outside ``notebooks/``, so running a notebook never adds files beside it.
+    """
+    if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ValueError(f"runs_dir takes a plain name such as '07', not {name!r}")
+    root = os.environ.get("COURSE_RUNS_DIR", "").strip()
+    folder = (Path(root).expanduser() if root else REPO_ROOT / "runs") / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def in_colab():
     """True inside Google Colab."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ

@@ -1,3 +1,6 @@
+import subprocess
+
+import pytest
 import torch
 
 import course_utils as cu
@@ -47,3 +50,18 @@ def test_summary_names_mode_device_and_versions(capsys, monkeypatch):
     cu.env.summary()
     out = capsys.readouterr().out
     assert "fast" in out and "device" in out and "torch 2." in out
+
+
+def test_runs_dir_is_one_folder_outside_the_notebooks(monkeypatch, tmp_path):
+    monkeypatch.delenv("COURSE_RUNS_DIR", raising=False)
+    folder = cu.env.runs_dir("07")
+    assert folder == cu.env.REPO_ROOT / "runs" / "07" and folder.is_dir()
+    assert not folder.is_relative_to(cu.env.REPO_ROOT / "notebooks")
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(folder / "model.pt")],
+                             cwd=cu.env.REPO_ROOT)
+    assert ignored.returncode == 0, "runs/ must be git-ignored"
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path))
+    assert cu.env.runs_dir("08") == tmp_path / "08"
+    for bad in ("", "../x", "/tmp/x"):
+        with pytest.raises(ValueError):
+            cu.env.runs_dir(bad)

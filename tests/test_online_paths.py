@@ -4,7 +4,8 @@ Notebook 07 fine-tunes ResNet-50 and notebook 08 builds ``vision_learner(dls, re
 their torchvision weights can be had. Here those weights files are random tensors placed in a
 private torch hub cache (torchvision checks a file's hash only when it downloads it), so both
 notebooks take their online branch, cell for cell, in fast mode. The accuracies mean nothing
-with random weights; that the code runs, on the other architecture, is what is tested.
+with random weights; that the code runs, on the other architecture, is what is tested, and
+that a notebook run from ``notebooks/`` writes only into its runs folder (``cu.env.runs_dir``).
 """
 
 import os
@@ -33,9 +34,15 @@ def torch_home(tmp_path_factory, shared_mirror):
     return home
 
 
-def run_notebook(name, torch_home):
+def files_under(folder):
+    return {p.relative_to(folder) for p in folder.rglob("*") if ".ipynb_checkpoints" not in p.parts}
+
+
+def run_notebook(name, torch_home, runs):
+    """Run a notebook from notebooks/, as a learner does; it must write only into ``runs``."""
     nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
-    env = {"TORCH_HOME": str(torch_home), "COURSE_FAST": "1",
+    before = files_under(REPO / "notebooks")
+    env = {"TORCH_HOME": str(torch_home), "COURSE_FAST": "1", "COURSE_RUNS_DIR": str(runs),
            "COURSE_DATA_MIRROR": str(REPO.parent / "shared" / "datasets")}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the kernel inherits this process's environment
@@ -49,20 +56,22 @@ def run_notebook(name, torch_home):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    assert files_under(REPO / "notebooks") == before, "the notebook wrote into notebooks/"
+    assert any(runs.rglob("*.p*")), "the notebook wrote nothing into its runs folder"
     return "\n".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                      for output in cell.outputs)
 
 
 @pytest.mark.slow
-def test_notebook_07_runs_its_resnet50_branch(torch_home):
-    printed = run_notebook("07_pytorch_finetune_resnet.ipynb", torch_home)
+def test_notebook_07_runs_its_resnet50_branch(torch_home, tmp_path):
+    printed = run_notebook("07_pytorch_finetune_resnet.ipynb", torch_home, tmp_path)
     assert "this run fine-tunes ResNet-50, as the article does" in printed
     assert "ResNet: 25,557,032 parameters" in printed
 
 
 @pytest.mark.slow
-def test_notebook_08_runs_vision_learner_with_resnet34(torch_home):
-    printed = run_notebook("08_fastai_finetune.ipynb", torch_home)
+def test_notebook_08_runs_vision_learner_with_resnet34(torch_home, tmp_path):
+    printed = run_notebook("08_fastai_finetune.ipynb", torch_home, tmp_path)
     assert "backbone: resnet34" in printed
     assert "3 parameter groups" in printed  # fastai splits a ResNet into three groups
 
