@@ -93,7 +93,7 @@ def _colab_cell():
     return next(c.source for c in nb.cells if c.cell_type == "code")
 
 
-LINK = re.compile(r"\]\(([^)\s]+\.ipynb)(?:#[^)]*)?\)")
+LINK = re.compile(r"\]\((?!https?://)([^)\s]+\.ipynb)(?:#[^)]*)?\)")  # relative links; Colab badges are absolute
 MENTION = re.compile(r"\bnotebooks? (\d\d)\b")
 
 

@@ -1,8 +1,10 @@
 """Strip a notebook's metadata down to what a learner and a diff need.
 
-Keeps: cells, their outputs (from a real run), cell tags. Drops: execution timing
-metadata, widget state blobs, kernel-specific language info. Sets the kernelspec to
-plain ``python3`` so any environment can run it.
+Keeps: cells, their outputs (from a real run), cell tags, Colab's GPU runtime hint. Drops:
+execution timing metadata and widget state blobs. Writes the kernelspec (plain ``python3``,
+so any environment can run it) and the language info exactly as JupyterLab writes them when
+it opens the notebook with this Python: otherwise JupyterLab marks a notebook modified the
+moment it is opened (tests/test_browser.py checks this in a real browser).
 
     python tools/clean_notebooks.py notebooks/*.ipynb
 """
@@ -11,13 +13,24 @@ import sys
 
 import nbformat
 
-KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+COLAB_KEYS = ("accelerator", "colab")
+# What ipykernel's kernel.json and its kernel_info reply say; JupyterLab copies both into the
+# notebook when the kernel starts. The version is this Python's: the one that ran the outputs.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
+    "file_extension": ".py", "mimetype": "text/x-python", "name": "python",
+    "nbconvert_exporter": "python", "pygments_lexer": "ipython3",
+    "version": sys.version.split()[0],
+}
 
 
 def clean(path):
     nb = nbformat.read(path, as_version=4)
-    nb.metadata = nbformat.NotebookNode({"kernelspec": KERNELSPEC,
-                                         "language_info": {"name": "python"}})
+    # Colab's runtime hint stays (tools/colab_badges.py writes it); the rest is this machine's.
+    kept = {key: nb.metadata[key] for key in COLAB_KEYS if key in nb.metadata}
+    nb.metadata = nbformat.NotebookNode({"kernelspec": KERNELSPEC, "language_info": LANGUAGE_INFO,
+                                         **kept})
     for cell in nb.cells:
         tags = cell.metadata.get("tags")
         cell.metadata = nbformat.NotebookNode({"tags": tags} if tags else {})
