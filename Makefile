@@ -20,7 +20,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL    := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
             --nbval-cell-timeout=900 --nbval-kernel-startup-timeout=120
 
-.PHONY: install lab test test-unit test-notebooks lint notebooks clean-notebooks benchmark
+.PHONY: install lab test test-unit test-notebooks lint notebooks clean-notebooks benchmark site
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,3 +63,7 @@ clean-notebooks: install
 
 benchmark: install
 	$(BIN)/python benchmarks/finetune_hymenoptera.py
+
+# The course website from the stored notebooks (not re-run), solutions left out: site/_build/html.
+site: install
+	$(BIN)/python tools/build_site.py

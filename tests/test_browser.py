@@ -8,7 +8,6 @@ Screenshots are kept in runs/test-artifacts/.
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,23 +22,6 @@ REPO = cu.env.REPO_ROOT
 ARTIFACTS = REPO / "runs" / "test-artifacts"
 NOTEBOOK = "00_setup_and_tour.ipynb"
 IDLE = ("document.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status === 'idle'")
-
-
-def chromium():
-    """Chromium's executable, installed with apt-get if missing; skip when that cannot be done."""
-    names = ("chromium", "chromium-browser", "google-chrome")
-    found = next((shutil.which(n) for n in names if shutil.which(n)), None)
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("no Chromium here, and installing it needs root and apt-get "
-                    "(install Debian's `chromium` package to run this test)")
-    result = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True,
-                            text=True, timeout=900, env={**os.environ,
-                                                         "DEBIAN_FRONTEND": "noninteractive"})
-    if not shutil.which("chromium"):
-        pytest.skip(f"Chromium could not be installed: {result.stderr.strip()[-300:]}")
-    return shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +59,14 @@ def lab(tmp_path_factory, shared_mirror):
         server.wait(timeout=30)
 
 
-def test_notebook_00_opens_unmodified_without_news_and_runs_all_cells(lab):
+def test_notebook_00_opens_unmodified_without_news_and_runs_all_cells(lab, chromium):
     from playwright.sync_api import sync_playwright
 
-    executable = chromium()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     stored = (REPO / "notebooks" / NOTEBOOK).read_bytes()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox"] if os.geteuid() == 0 else [])
+            executable_path=chromium, args=["--no-sandbox"] if os.geteuid() == 0 else [])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(lab)  # the server's root: make lab sends it to notebook 00
