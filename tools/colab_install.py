@@ -26,21 +26,42 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LEFT_OUT = {"torch", "torchvision"}  # Colab's CUDA build stays
 HELD = ("torch", "torchvision", "ipykernel")  # at the versions Colab has installed
 
-# The notebooks' first code cell; tests/test_colab_install.py checks that they hold this.
+
+
+def repository():
+    """The course's GitHub address: ``[project.urls] Repository`` in pyproject.toml."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["urls"]["Repository"]
+
+
+# The notebooks' first code cell; tests/test_colab_install.py checks that they hold this, and
+# tools/colab_badges.py writes it into every notebook.
 COLAB_CELL = """\
 # On Colab: fetch the course and install it (this cell does nothing anywhere else).
+# USE_DRIVE = True keeps data sets, downloaded weights and your trained models on your Google
+# Drive between sessions (Colab asks for your permission); with False, each new session
+# fetches them again and forgets what you trained.
+USE_DRIVE = False
 import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.isdir("/content/course"):
-    subprocess.run(["git", "clone", "--depth=1", "https://github.com/transfer-learning-cv/course", "/content/course"], check=True)
-    # Colab's own torch, torchvision and ipykernel stay; the course's run-time packages go in around them.
-    subprocess.run([sys.executable, "/content/course/tools/colab_install.py"], check=True)
-    sys.path.insert(0, "/content/course")"""
+if "google.colab" in sys.modules:
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["COURSE_DATA_DIR"] = "/content/drive/MyDrive/transfer-learning-cv/data"
+        os.environ["TORCH_HOME"] = "/content/drive/MyDrive/transfer-learning-cv/torch"
+        os.environ["COURSE_RUNS_DIR"] = "/content/drive/MyDrive/transfer-learning-cv/runs"
+    if not os.path.isdir("/content/course"):
+        subprocess.run(["git", "clone", "--depth=1", "REPOSITORY", "/content/course"], check=True)
+        # Colab's own torch, torchvision and ipykernel stay; the course's run-time packages go in around them.
+        subprocess.run([sys.executable, "/content/course/tools/colab_install.py"], check=True)
+        sys.path.insert(0, "/content/course")""".replace("REPOSITORY", repository())
 
 
 def on_colab():
