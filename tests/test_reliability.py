@@ -85,6 +85,18 @@ def one_line_error(err):
     return "Traceback" not in err and lines and lines[-1].startswith(("error: ", "interrupted"))
 
 
+def make_read_only(folder, monkeypatch):
+    """Creating a file in ``folder`` fails as on a read-only folder (root ignores chmod, so the
+    operating system's answer is injected where cu.files asks for a temporary file)."""
+    real = files.tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and os.path.samefile(dir, folder):
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+        return real(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+
+
 def no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("training started before the output was checked")
@@ -172,13 +184,7 @@ def test_an_unusable_output_is_refused_before_training(case, folder, tmp_path, m
         (out / "model.pt").mkdir(parents=True)
     else:
         out.mkdir()
-        real = files.tempfile.mkstemp
-
-        def read_only(*args, dir=None, **kwargs):  # root ignores chmod: the OS's answer, injected
-            if dir is not None and os.path.samefile(dir, out):
-                raise PermissionError(errno.EACCES, "Permission denied", str(out))
-            return real(*args, dir=dir, **kwargs)
-        monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+        make_read_only(out, monkeypatch)
     no_training(monkeypatch)
     status = finetune_main(folder, out, monkeypatch=monkeypatch)
     err = capsys.readouterr().err
@@ -480,13 +486,7 @@ def test_an_unusable_data_root_is_one_sentence(case, tmp_path, monkeypatch, caps
         root.write_text("not a folder")
     else:
         root.mkdir()
-        real = files.tempfile.mkstemp
-
-        def read_only(*args, dir=None, **kwargs):  # root ignores chmod: the OS's answer, injected
-            if dir is not None and os.path.samefile(dir, root):
-                raise PermissionError(errno.EACCES, "Permission denied", str(root))
-            return real(*args, dir=dir, **kwargs)
-        monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+        make_read_only(root, monkeypatch)
     assert data_main(["fetch", "hymenoptera"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "COURSE_DATA_DIR" in err and str(root) in err

@@ -169,12 +169,14 @@ def _is_data(rel):
     return rel.as_posix() not in _NOT_DATA and rel.name not in OS_JUNK
 
 
-def _data_files(folder):
+def _data_files(folder, tree=None):
     """Every data file under `folder` as paths relative to it (notes and OS_JUNK left out).
 
-    Other hidden files count: a loader may read them (``._photo.jpg``), so they are checked."""
+    Other hidden files count: a loader may read them (``._photo.jpg``), so they are checked.
+    ``tree``: the folder's walk, when the caller already has it."""
     folder = Path(folder)
-    return [rel for rel in (p.relative_to(folder) for p in _data_tree(folder).files) if _is_data(rel)]
+    tree = tree or _data_tree(folder)
+    return [rel for rel in (p.relative_to(folder) for p in tree.files) if _is_data(rel)]
 
 
 def write_manifest(folder, sums=None):
@@ -200,7 +202,7 @@ def check_files(folder, expected, complete=False):
             bad.append(path)
     if complete:
         tree = _data_tree(folder)
-        bad += [folder / rel for rel in _data_files(folder) if rel.as_posix() not in expected]
+        bad += [folder / rel for rel in _data_files(folder, tree) if rel.as_posix() not in expected]
         bad += [path for path, _ in tree.links]
     return bad
 
