@@ -13,6 +13,7 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     checks    exercise checking with feedback                       (every notebook)
     exercises the checks of each notebook's exercises               (every notebook)
     plot      images, learning curves                               (every notebook)
+    widgets   a slider and a photo upload, with printed fallbacks   (00, 07, 08)
 
 Submodules are imported on first use, so ``python -m course_utils.data`` and
 ``python -m course_utils.finetune`` run without importing the whole package.
@@ -23,7 +24,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
-               "exercises", "plot", "finetune", "files"}
+               "exercises", "plot", "finetune", "files", "widgets"}
 
 
 def __getattr__(name):

@@ -358,6 +358,36 @@ def forward_features(model, x):
     return captured["x"]
 
 
+def feature_map_layer(model):
+    """Name of the last block whose output still has a spatial layout ``[N, C, H, W]`` with
+    more than one position: the layer Grad-CAM explains (``layer4`` of a ResNet, ``bn2`` of
+    an EfficientNet-Lite). Found by running one image of the record's size through the model."""
+    model = unwrap(model)
+    shapes = {}  # block name -> output shape, in the order the forward pass runs them
+
+    def remember(name):
+        return lambda module, inputs, output: shapes.__setitem__(
+            name, tuple(output.shape) if isinstance(output, torch.Tensor) else ())
+
+    names = block_names(model)
+    hooks = [module.register_forward_hook(remember(name))
+             for name, module in zip(names, _submodules(model, names), strict=True)]
+    size = record(model).image_size
+    parameter = next(model.parameters())
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, size, size, device=parameter.device, dtype=parameter.dtype))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    spatial = [name for name, shape in shapes.items() if len(shape) == 4 and shape[2] * shape[3] > 1]
+    if not spatial:
+        raise ValueError("no block of this model outputs a spatial feature map")
+    return spatial[-1]
+
+
 # ----- freezing, in place ------------------------------------------------------------------
 
 def block_names(model):

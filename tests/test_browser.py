@@ -1,4 +1,4 @@
-"""A learner's first minutes, in a real browser: `make lab`, notebook 00, run all.
+"""A learner's first minutes, in a real browser: `make lab`, notebook 00, run all, upload a photo.
 
 `make lab` starts on a loopback port and headless Chromium opens the address it prints.
 Chromium is Debian's (`apt-get install chromium`), driven by Playwright through its executable
@@ -15,6 +15,8 @@ import time
 import urllib.request
 
 import pytest
+from PIL import Image
+from skimage import data as skdata
 
 import course_utils as cu
 
@@ -59,10 +61,12 @@ def lab(tmp_path_factory, shared_mirror):
         server.wait(timeout=30)
 
 
-def test_notebook_00_opens_unmodified_without_news_and_runs_all_cells(lab, chromium):
+def test_notebook_00_opens_unmodified_without_news_and_runs_all_cells(lab, chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    photo = tmp_path / "chelsea.jpg"  # the cat of notebook 00, as a learner's own photo
+    Image.fromarray(skdata.chelsea()).save(photo)
     stored = (REPO / "notebooks" / NOTEBOOK).read_bytes()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -92,6 +96,19 @@ def test_notebook_00_opens_unmodified_without_news_and_runs_all_cells(lab, chrom
             assert page.locator(".jp-OutputArea-output img").count() >= 1  # a figure rendered
             assert page.locator(".jp-OutputArea-output table").count() >= 1  # and a table
             page.screenshot(path=ARTIFACTS / "lab_00_ran.png")
+
+            # The upload widget rendered as a widget (not its text fallback), and works.
+            upload = page.locator(".widget-upload")
+            assert upload.count() == 1 and upload.is_visible()
+            with page.expect_file_chooser() as chooser:  # the learner clicks, a file dialog opens
+                upload.click()
+            chooser.value.set_files(photo)
+            try:  # the widget's own output area shows Lite0's answer for the photo
+                page.wait_for_selector(".widget-output :text('tiger cat')", timeout=60_000)
+                assert page.locator(".widget-output img").count() == 1
+            finally:
+                page.locator(".widget-output").scroll_into_view_if_needed()
+                page.screenshot(path=ARTIFACTS / "lab_00_upload.png")
         finally:
             browser.close()
     assert (REPO / "notebooks" / NOTEBOOK).read_bytes() == stored  # nothing was saved

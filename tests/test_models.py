@@ -197,6 +197,16 @@ def test_block_names_run_input_to_output():
     assert "blocks.6" in cu.models.block_names(lite)
 
 
+@pytest.mark.parametrize("name, layer", [("resnet18", "layer4"), ("resnet50", "layer4"),
+                                         ("efficientnet_lite0", "bn2"),
+                                         ("mobilenet_v3_large", "features.16")])
+def test_feature_map_layer_is_the_last_spatial_block(name, layer):
+    # Random weights stand in for the downloads: the layer depends on the architecture only.
+    model = cu.models.create(name, num_classes=2, pretrained=False).train()
+    assert cu.models.feature_map_layer(model) == layer
+    assert model.training  # the probe's eval() is undone
+
+
 def test_torchvision_weights_offline_give_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
 
