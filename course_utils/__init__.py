@@ -8,6 +8,7 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     models    pretrained backbones, the model record, heads, freezing (04, 07)
     features  embed a data set once and cache the features          (03)
     train     training loop, evaluation, history, save and reload   (04, 07)
+    penalty   L2-SP: fine-tuning pulled toward the pretrained start  (05)
     files     whole-or-nothing writes, one writer per output folder (07)
     stats     accuracies with their noise: seeds, intervals         (07, 08)
     checks    exercise checking with feedback                       (every notebook)
@@ -24,7 +25,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
-               "exercises", "plot", "finetune", "files", "widgets"}
+               "exercises", "plot", "finetune", "files", "widgets", "penalty"}
 
 
 def __getattr__(name):
