@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex07
+from course_utils.exercises import ex00, ex05, ex07
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +243,68 @@ def test_ex08_head_without_concat_pool(ex08, shared_mirror, tmp_path):
     assert ex08.head_without_concat_pool(2 * 1280 + 1280 * 2, small)
     assert "twice as wide" in ex08.head_without_concat_pool(2 * 5120, small).message
     assert "concat_pool=False" in ex08.head_without_concat_pool(5120, default).message
+
+
+def test_ex05_cross_entropy_by_hand_names_each_slip():
+    import math
+
+    z = ex05.LOGITS
+    loss = math.log(sum(math.exp(v) for v in z)) - z[0]
+    assert ex05.cross_entropy_by_hand(loss)
+    p_true = math.exp(z[0]) / sum(math.exp(v) for v in z)
+    assert "minus its logarithm" in ex05.cross_entropy_by_hand(p_true).message
+    assert "sign" in ex05.cross_entropy_by_hand(-loss).message
+    assert "base-10" in ex05.cross_entropy_by_hand(loss / math.log(10)).message
+    assert "subtract the true" in ex05.cross_entropy_by_hand(loss + z[0]).message
+    for wrong in (p_true, loss + z[0], 0.5):  # no feedback shows the answer (a sign slip
+        # echoes the learner's own number, which is all the feedback ever repeats)
+        assert f"{loss:.3f}" not in ex05.cross_entropy_by_hand(wrong).message
+        assert f"{loss:.6g}" not in ex05.cross_entropy_by_hand(wrong).message
+
+
+def test_ex05_prediction_of_the_confident_gradient():
+    assert abs(ex05.confident_gradient()) < 1e-3
+    assert ex05.confident_gradient_prediction(0.0)
+    assert not ex05.confident_gradient_prediction(-1.0)
+    assert "no prediction yet" in ex05.confident_gradient_prediction(...).message
+
+
+def test_ex05_l2sp_diagnoses_weight_decay_the_missing_half_the_norm_and_the_head():
+    def right(model, start, alpha):
+        return alpha / 2 * sum(((p - start[n]) ** 2).sum() for n, p in model.named_parameters() if n in start)
+
+    def toward_zero(model, start, alpha):
+        return alpha / 2 * sum((p ** 2).sum() for n, p in model.named_parameters() if n in start)
+
+    def no_half(model, start, alpha):
+        return 2 * right(model, start, alpha)
+
+    def norm(model, start, alpha):
+        return alpha / 2 * sum((p - start[n]).norm() for n, p in model.named_parameters() if n in start)
+
+    def with_head(model, start, alpha):
+        return alpha / 2 * sum(((p - start.get(n, 0)) ** 2).sum() for n, p in model.named_parameters())
+
+    def changes_its_input(model, start, alpha):
+        for p in model.parameters():
+            p.data.zero_()  # a learner's side effect: the check runs on copies
+        return right(model, start, alpha)
+
+    assert ex05.l2sp(right)
+    assert "weight decay" in ex05.l2sp(toward_zero).message
+    assert "α/2" in ex05.l2sp(no_half).message
+    assert "no square root" in ex05.l2sp(norm).message
+    assert "new head" in ex05.l2sp(with_head).message
+    assert "forget `return`" in ex05.l2sp(lambda model, start, alpha: None).message
+    assert not ex05.l2sp(changes_its_input)  # zeroed copies give another value
+    assert "not a function" in ex05.l2sp(...).message
+
+
+def test_ex05_gap_with_more_data_tells_an_unchanged_cell_apart():
+    w_target, w_start = [2.0, -1.0], [1.5, 1.0]
+    gap = ex05.toy_gap([[1.0, 0.0], [0.0, 1.0]], 0.1, w_target, w_start)
+    assert abs(gap - 0.1 / 1.1 * (1.5 ** 2 + 1) ** 0.5) < 1e-9  # λ/(1+λ)·‖w⁰‖ when A = I
+    assert ex05.gap_with_more_data(round(gap, 3), w_target, w_start)
+    unchanged = ex05.toy_gap([[1.0, 0.0], [0.0, 0.02]], 0.1, w_target, w_start)
+    feedback = ex05.gap_with_more_data(round(unchanged, 3), w_target, w_start)
+    assert "original bowl" in feedback.message and f"{gap:.3f}" not in feedback.message
