@@ -374,12 +374,13 @@ def feature_map_layer(model):
              for name, module in zip(names, _submodules(model, names), strict=True)]
     size = record(model).image_size
     parameter = next(model.parameters())
-    was_training = model.training
+    modes = {module: module.training for module in model.modules()}  # each one's, restored after
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, 3, size, size, device=parameter.device, dtype=parameter.dtype))
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
         for hook in hooks:
             hook.remove()
     spatial = [name for name, shape in shapes.items() if len(shape) == 4 and shape[2] * shape[3] > 1]

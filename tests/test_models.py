@@ -203,8 +203,9 @@ def test_block_names_run_input_to_output():
 def test_feature_map_layer_is_the_last_spatial_block(name, layer):
     # Random weights stand in for the downloads: the layer depends on the architecture only.
     model = cu.models.create(name, num_classes=2, pretrained=False).train()
+    head = cu.models.get_head(model).eval()  # a part a learner put in eval mode stays there
     assert cu.models.feature_map_layer(model) == layer
-    assert model.training  # the probe's eval() is undone
+    assert model.training and not head.training  # the probe's eval() is undone, part by part
 
 
 def test_torchvision_weights_offline_give_a_clear_error(monkeypatch, tmp_path):
