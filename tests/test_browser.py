@@ -61,7 +61,7 @@ def lab(tmp_path_factory, shared_mirror):
         server.wait(timeout=30)
 
 
-def test_notebook_00_opens_unmodified_without_news_and_runs_all_cells(lab, chromium, tmp_path):
+def test_notebook_00_opens_unmodified_runs_all_cells_and_its_upload_widget_works(lab, chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
