@@ -149,3 +149,33 @@ def test_stored_outputs_show_no_path_of_the_machine_that_ran_them(path):
             for text in texts:
                 assert str(REPO) not in text and not MACHINE_PATH.search(text), \
                     f"{path.name}, code cell {i}: {text[:200]!r}"
+
+
+GLOSSARY = REPO / "GLOSSARY.md"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_every_notebook_links_the_glossary_from_its_first_cell(path):
+    first = nbformat.read(path, as_version=4).cells[0].source
+    targets = re.findall(r"\]\(([^)\s]*GLOSSARY\.md)\)", first)
+    assert targets, f"{path.name}: no link to GLOSSARY.md in the first cell"
+    assert (path.parent / targets[0]).resolve() == GLOSSARY
+
+
+def test_the_glossary_gives_each_term_in_english_and_chinese_and_where_it_is_met():
+    rows = [line for line in GLOSSARY.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and not line.startswith("| English")]
+    assert len(rows) >= 30
+    terms = []
+    for row in rows:
+        english, chinese, meaning, where = (cell.strip() for cell in row.strip().strip("|").split("|"))
+        assert english and meaning and CJK.search(chinese), row
+        number = re.match(r"\[?(\d\d)", where).group(1)
+        if _exists(number):  # linked once the notebook exists, to the notebook itself
+            target = re.fullmatch(r"\[\d\d\]\((notebooks/[^)]+\.ipynb)\)", where).group(1)
+            assert (REPO / target).is_file() and Path(target).name.startswith(number), row
+        else:
+            assert where == f"{number} (planned)", row
+        terms.append(english.lower())
+    assert len(terms) == len(set(terms)), "a term is listed twice"

@@ -2,8 +2,8 @@
 
     python tools/build_site.py [OUT_DIR]      default: site/_build/html
 
-Sphinx with MyST-NB (``site/conf.py``) renders ``site/index.md`` and every notebook in
-``notebooks/``; the solutions are left out. The sources are staged in ``site/_build/src``
+Sphinx with MyST-NB (``site/conf.py``) renders ``site/index.md``, ``GLOSSARY.md`` and every
+notebook in ``notebooks/``; the solutions are left out. The sources are staged in ``site/_build/src``
 (a copy), so the notebooks' folder holds nothing Sphinx made. Any Sphinx warning fails the build.
 """
 
@@ -18,11 +18,12 @@ SITE = REPO / "site"
 
 
 def stage(src):
-    """site/ and the learners' notebooks (not the solutions) in a fresh folder ``src``."""
+    """site/, the glossary and the learners' notebooks (not the solutions) in a fresh ``src``."""
     shutil.rmtree(src, ignore_errors=True)
     (src / "notebooks").mkdir(parents=True)
     for name in ("conf.py", "index.md"):
         shutil.copyfile(SITE / name, src / name)
+    shutil.copyfile(REPO / "GLOSSARY.md", src / "GLOSSARY.md")  # every notebook links it
     for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
         shutil.copyfile(notebook, src / "notebooks" / notebook.name)
     return src
