@@ -9,6 +9,7 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     features  embed a data set once and cache the features          (03)
     train     training loop, evaluation, history, save and reload   (04, 07)
     penalty   L2-SP: fine-tuning pulled toward the pretrained start  (05)
+    distributed  one job in several processes (torchrun): shares, sums (15)
     files     whole-or-nothing writes, one writer per output folder (07)
     stats     accuracies with their noise: seeds, intervals         (07, 08)
     checks    exercise checking with feedback                       (every notebook)
@@ -25,7 +26,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
-               "exercises", "plot", "finetune", "files", "widgets", "penalty"}
+               "exercises", "plot", "finetune", "files", "widgets", "penalty",
+               "distributed"}
 
 
 def __getattr__(name):

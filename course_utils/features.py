@@ -26,7 +26,8 @@ from course_utils import data, env, models
 CACHE_FORMAT = 2  # bump when the stored layout changes, so old files are not read back
 
 
-def embed(model, dataset, batch_size=64, device=None, num_workers=None, mirror=False):
+def embed(model, dataset, batch_size=64, device=None, num_workers=None, mirror=False,
+          progress=True):
     """Features of every image as ``(X [N, D] float32, y [N] long)``; the model runs frozen.
 
     The features are the pooled ones that enter the head (``cu.models.forward_features``), so a
@@ -34,7 +35,7 @@ def embed(model, dataset, batch_size=64, device=None, num_workers=None, mirror=F
     embeds each image flipped left-right, from the same decoded batch, and appends those
     features (and their labels) after the originals: ``2N`` rows, a cheap augmentation for a
     linear probe (used by the fine-tune command). The model is left where it was, in the mode
-    it was in.
+    it was in. ``progress=False`` hides the progress bar.
     """
     device = torch.device(device) if device is not None else env.get_device()
     was_training, was_on = model.training, _device_of(model)
@@ -44,7 +45,8 @@ def embed(model, dataset, batch_size=64, device=None, num_workers=None, mirror=F
     features, flipped, labels = [], [], []
     try:
         with torch.no_grad(), env.autocast(device):
-            for X, y in tqdm(loader, desc="embedding", unit="batch", mininterval=2):
+            for X, y in tqdm(loader, desc="embedding", unit="batch", mininterval=2,
+                             disable=not progress):
                 X = X.to(device, non_blocking=True)
                 if X.dim() == 4 and env.uses_channels_last(device):
                     X = X.contiguous(memory_format=torch.channels_last)

@@ -22,6 +22,15 @@ The recipe (``--mode``):
 * ``finetune``: the probe first (so the new head starts out sensible), then the top blocks
   (those holding the top quarter of the weights) are unfrozen and trained on augmented images
   for ``--epochs`` epochs, with a 10x smaller learning rate for the backbone than for the head.
+
+Several processes (notebook 15): ``torchrun --nproc_per_node=N -m course_utils.finetune ...``
+(or ``accelerate launch --num_processes N -m course_utils.finetune ...``) means the same job.
+Each process embeds its share of the images and all of them train the same head on all the
+features; fine-tuning runs in DistributedDataParallel, with ``32 / N`` images per process in a
+step, so a step still averages the gradient over 32 images and the learning rate stays. The
+metrics sum every process's share; process 0 alone prints, holds the lock and writes the files,
+and a checkpoint it writes reloads in a single process. If one process fails, torchrun stops
+the others, and the job ends with that process's one-line message and a non-zero exit.
 """
 
 # ruff: noqa: E402  (run as the command, two things must happen before the imports below)
@@ -38,7 +47,9 @@ if __name__ == "__main__":
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import contextlib
 import ctypes
+import io
 import json
 import math
 import re
@@ -47,9 +58,11 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DistributedSampler, Subset
 
-from course_utils import data, env, features, files, models, train
+from course_utils import data, distributed, env, features, files, models, train
 from course_utils.data.images import UnreadableImage
 from course_utils.data.store import sha256_file
 
@@ -63,6 +76,9 @@ OUTPUT_FILES = ("model.pt", "metrics.json")
 # ints: 2 << 30 would not fit, and ctypes would silently pass it as -2**31.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
 MALLOC_SETTINGS = ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, (1 << 31) - 1))
+
+
+ONE_PROCESS = distributed.Job()
 
 
 class UserError(Exception):
@@ -103,23 +119,40 @@ def loader_workers(device):
     return 0 if device.type == "cpu" else data.safe_num_workers()
 
 
+def per_process_batch(job):
+    """Images per process in one step: ``BATCH_SIZE`` shared out, so a step of the whole job
+    still averages the gradient over about ``BATCH_SIZE`` images (exactly, when N divides it)."""
+    return max(1, round(BATCH_SIZE / job.world_size))
+
+
+def embed_shared(model, dataset, device, job=ONE_PROCESS, mirror=False):
+    """``features.embed`` with each process embedding its share of ``dataset``; every process
+    gets all the rows, in the data set's order (one process: ``features.embed`` itself)."""
+    n = len(dataset)
+    mine = Subset(dataset, distributed.shard(n, job))
+    X, y = features.embed(model, mine, BATCH_SIZE, device, num_workers=loader_workers(device),
+                          mirror=mirror, progress=job.is_main)
+    parts = (slice(0, len(mine)), slice(len(mine), None)) if mirror else (slice(None),)
+    return (torch.cat([distributed.gather_rows(X[part], n, job) for part in parts]),
+            torch.cat([distributed.gather_rows(y[part], n, job) for part in parts]))
+
+
 def head_epochs(num_features):
     """Epochs for the head on ``num_features`` feature vectors: >= HEAD_EPOCHS and >= HEAD_STEPS steps."""
     return max(HEAD_EPOCHS, math.ceil(HEAD_STEPS / math.ceil(num_features / BATCH_SIZE)))
 
 
-def train_head(model, backbone, found, size, epochs, seed, device, log=print):
+def train_head(model, backbone, found, size, epochs, seed, device, log=print, job=ONE_PROCESS):
     """The probe: embed once (training images also mirrored), then train a linear head.
 
-    ``epochs=None``: as many as ``head_epochs`` says; about ten lines of them are printed."""
+    ``epochs=None``: as many as ``head_epochs`` says; about ten lines of them are printed.
+    Several processes: each embeds its share; then every process trains the same head on all
+    the features, from the same seed (seconds; DistributedDataParallel makes them equal anyway)."""
     tf = data.make_transform(backbone, train=False, size=size)
     log(f"embedding {len(found.train)} training images (and their mirror images) and "
         f"{len(found.val)} validation images at {size} px")
-    workers = loader_workers(device)
-    X, y = features.embed(model, found.train.with_transform(tf), BATCH_SIZE, device,
-                          num_workers=workers, mirror=True)
-    X_val, y_val = features.embed(model, found.val.with_transform(tf), BATCH_SIZE, device,
-                                  num_workers=workers)
+    X, y = embed_shared(model, found.train.with_transform(tf), device, job, mirror=True)
+    X_val, y_val = embed_shared(model, found.val.with_transform(tf), device, job)
     return train_linear_head(X, y, X_val, y_val, len(found.classes), seed, device, epochs, log)
 
 
@@ -150,19 +183,28 @@ def attach_head(model, head, num_classes):
     return final.to(head.weight.device)
 
 
-def finetune_top(model, backbone, found, size, epochs, seed, device, history, log=print):
-    """Unfreeze the top blocks and train them and the head on augmented images."""
+def finetune_top(model, backbone, found, size, epochs, seed, device, history, log=print,
+                 job=ONE_PROCESS):
+    """Unfreeze the top blocks and train them and the head on augmented images.
+
+    Several processes: DistributedDataParallel, each process a ``DistributedSampler``'s share
+    of the training images and its own share of the validation images (``reduce`` sums them)."""
     blocks = top_blocks(model)
     models.freeze(model, [b for b in models.block_names(model) if b not in blocks
                           and b != models.head_name(model)])
     log(f"fine-tuning {', '.join(blocks)} and the head: {models.trainable_summary(model)}")
     train_set = found.train.with_transform(data.make_transform(backbone, True, size=size))
     val_set = found.val.with_transform(data.make_transform(backbone, False, size=size))
-    workers = loader_workers(device)
-    train_loader = data.make_loader(train_set, BATCH_SIZE, shuffle=True, device=device, seed=seed,
-                                    num_workers=workers)
-    val_loader = data.make_loader(val_set, BATCH_SIZE, shuffle=False, device=device,
-                                  num_workers=workers)
+    workers, batch = loader_workers(device), per_process_batch(job)
+    sampler = None
+    if job.distributed:
+        log(f"each step: {batch} images in each of {job.world_size} processes "
+            f"({batch * job.world_size} in all)")
+        sampler = DistributedSampler(train_set, job.world_size, job.rank, shuffle=True, seed=seed)
+    train_loader = data.make_loader(train_set, batch, shuffle=sampler is None, device=device,
+                                    seed=seed, num_workers=workers, sampler=sampler)
+    val_loader = data.make_loader(Subset(val_set, distributed.shard(len(val_set), job)), batch,
+                                  shuffle=False, device=device, num_workers=workers)
     head_params = list(models.get_head(model).parameters())
     ids = {id(p) for p in head_params}
     body_params = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
@@ -171,9 +213,14 @@ def finetune_top(model, backbone, found, size, epochs, seed, device, history, lo
                                    {"params": head_params, "lr": lrs[1]}], weight_decay=0.05)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lrs,
                                                     total_steps=epochs * len(train_loader))
-    return train.fit(model, train_loader, val_loader, optimizer, epochs,
+    trained = model
+    if job.distributed:  # gradients are averaged over the processes in backward()
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    return train.fit(trained, train_loader, val_loader, optimizer, epochs,
                      nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING), scheduler,
-                     history=history, stage="finetune", log=log)
+                     history=history, stage="finetune", log=log, progress=job.is_main,
+                     reduce=distributed.all_sum)
 
 
 # ----- the command ---------------------------------------------------------------------------
@@ -250,41 +297,57 @@ def check_output(out):
                             "file by that name; choose another --output")
 
 
-def run(args, log=print, start=None):
+def _quiet(*args, **kwargs):
+    """The ``log`` of every process but the first: the job prints each line once."""
+
+
+def run(args, log=print, start=None, job=None):
     """Fine-tune as ``args`` say; returns the metrics dict it also writes to metrics.json.
 
-    ``metrics["seconds"]`` counts from ``start`` (a ``time.perf_counter()``; default: now)."""
+    ``metrics["seconds"]`` counts from ``start`` (a ``time.perf_counter()``; default: now).
+    ``job``: this process's place in a torchrun job (default: read from the environment)."""
     start = time.perf_counter() if start is None else start
+    job = job or distributed.job_from_env()
     env.set_seed(args.seed)
-    device = resolve_device(args)
+    device = distributed.device_for(job, resolve_device(args))
     out = Path(args.output).expanduser()
-    check_output(out)
-    with files.lock_folder(out):  # held until both files are written: one run per folder
-        return _train_and_write(args, out, device, start, log)
+    if job.is_main:  # process 0 alone writes; the others never touch the folder
+        check_output(out)
+    # The lock is held until both files are written: one run per folder.
+    lock = files.lock_folder(out) if job.is_main else contextlib.nullcontext()
+    with lock, distributed.process_group(job, device):
+        return _train_and_write(args, out, device, start, log if job.is_main else _quiet, job)
 
 
-def _train_and_write(args, out, device, start, log):
+def _train_and_write(args, out, device, start, log, job):
     found = data.from_folder(args.data_dir, args.val_fraction, args.seed)
-    report_files(found, log)
+    if job.is_main:
+        report_files(found, log)
+    if min(len(found.train), len(found.val)) < job.world_size:
+        raise UserError(f"{len(found.val)} validation images cannot be shared out over "
+                        f"{job.world_size} processes: use fewer processes")
     log(f"data: {args.data_dir} ({found.layout}); {len(found.classes)} classes: "
         f"{', '.join(found.classes[:10])}{' ...' if len(found.classes) > 10 else ''}; "
         f"{len(found.train)} training and {len(found.val)} validation images")
     size = args.image_size or default_image_size(args.backbone, args.mode)
+    processes = f"; {job.world_size} processes" if job.distributed else ""
     log(f"backbone: {args.backbone} ({models.spec(args.backbone).source}); mode: {args.mode}; "
-        f"device: {env.device_summary(device)}")
+        f"device: {env.device_summary(device)}{processes}")
     model = train.prepare(models.create(args.backbone, num_classes=0), device)
     epochs = args.epochs if args.mode == "probe" else None
-    head, history = train_head(model, args.backbone, found, size, epochs, args.seed, device, log)
+    head, history = train_head(model, args.backbone, found, size, epochs, args.seed, device, log,
+                               job)
     attach_head(model, head, len(found.classes))
     if args.mode == "finetune":
         finetune_top(model, args.backbone, found, size, args.epochs or FINETUNE_EPOCHS, args.seed,
-                     device, history, log)
+                     device, history, log, job)
     val_accuracy = history.last["val_acc"]
     metrics = {
         "val_accuracy": val_accuracy, "num_train": len(found.train), "num_val": len(found.val),
         "classes": found.classes, "backbone": args.backbone, "mode": args.mode,
         "image_size": size, "seed": args.seed, "layout": found.layout,
-        "device": env.device_summary(device), "history": history.rows,
+        "device": env.device_summary(device), "processes": job.world_size,
+        "batch_size": per_process_batch(job) * job.world_size, "history": history.rows,
         "skipped": [found.relative(p) for p, _ in found.skipped], "warnings": found.warnings,
     }
 
@@ -296,6 +359,8 @@ def _train_and_write(args, out, device, start, log):
         metrics["seconds"] = round(time.perf_counter() - start, 1)
         Path(tmp).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 
+    if not job.is_main:
+        return metrics
     files.write_together([(out / "model.pt", write_model), (out / "metrics.json", write_metrics)])
     correct = round(val_accuracy * len(found.val))
     log(f"final validation accuracy {val_accuracy:.4f} ({correct}/{len(found.val)}) in "
@@ -337,26 +402,54 @@ def _last_line(err):
     return re.sub(r"^[\w.]+: ", "", lines[-1])
 
 
+@contextlib.contextmanager
+def _silenced():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def _error(job, message):
+    """One line on stderr; in a job of several processes it says which one failed."""
+    where = f"{job}: " if job.distributed else ""
+    print(f"error: {where}{message}", file=sys.stderr)
+
+
 def main(argv=None, start=None):
-    """The command: one line and exit status 2 for bad input, 1 for a failure, never a traceback."""
-    args = parse_args(argv)
+    """The command: one line and exit status 2 for bad input, 1 for a failure, never a traceback.
+
+    Under torchrun, input errors are the same in every process and only process 0 says them;
+    a failure of one process is said by that process, with its rank."""
+    try:
+        job = distributed.job_from_env()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    # Every process parses the same options: only process 0 prints --help or a usage error.
+    with contextlib.nullcontext() if job.is_main else _silenced():
+        args = parse_args(argv)
     try:
         if resolve_device(args).type == "cpu":
             _reuse_freed_memory()  # this process is the command's own: see the comment there
-        run(args, start=start)
+        run(args, start=start, job=job)
     except (UserError, data.FolderError, models.BackboneUnavailable, files.FolderBusy) as err:
-        print(f"error: {_last_line(err)}", file=sys.stderr)
+        if job.is_main:
+            print(f"error: {_last_line(err)}", file=sys.stderr)
         return 2
     except UnreadableImage as err:
-        print(f"error: {_last_line(err)}", file=sys.stderr)
+        _error(job, _last_line(err))
         return 1
     except OSError as err:  # the disk: full, read-only, gone; the previous outputs are unchanged
         where = f" ({err.filename})" if err.filename else ""
-        print(f"error: {err.strerror or _last_line(err)}{where}; nothing was written to "
-              f"{args.output} (what was there before is unchanged)", file=sys.stderr)
+        _error(job, f"{err.strerror or _last_line(err)}{where}; nothing was written to "
+                    f"{args.output} (what was there before is unchanged)")
+        return 1
+    except dist.DistError as err:  # a peer died or hung: its own message says why
+        _error(job, f"lost contact with the job's other processes ({_last_line(err)}); "
+                    "another process failed: see its message")
         return 1
     except KeyboardInterrupt:
-        print(f"interrupted; nothing half-written was left in {args.output}", file=sys.stderr)
+        if job.is_main:
+            print(f"interrupted; nothing half-written was left in {args.output}", file=sys.stderr)
         return 130
     return 0
 

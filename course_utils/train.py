@@ -51,11 +51,14 @@ def accuracy(logits, y):
     return (logits.argmax(dim=1) == y).float().mean().item()
 
 
-def train_epoch(model, loader, loss_fn, optimizer, scaler=None, scheduler=None, progress=True):
+def train_epoch(model, loader, loss_fn, optimizer, scaler=None, scheduler=None, progress=True,
+                reduce=None):
     """One pass over ``loader`` in train mode; returns ``(mean loss, accuracy)`` (07).
 
     Mixed precision (float16 autocast + GradScaler) on CUDA, plain float32 elsewhere;
-    ``scheduler`` (e.g. OneCycleLR) steps after every batch.
+    ``scheduler`` (e.g. OneCycleLR) steps after every batch. ``reduce`` (15): a function that
+    sums the tensor ``[loss sum, correct, count]`` over the job's processes, such as
+    ``cu.distributed.all_sum``, so that every process reports the whole job's figures.
     """
     device = _device_of(model)
     scaler = scaler if scaler is not None else env.grad_scaler(device)
@@ -76,6 +79,13 @@ def train_epoch(model, loader, loss_fn, optimizer, scaler=None, scheduler=None, 
         total_loss += loss.item() * len(y)
         correct += (logits.argmax(dim=1) == y).sum().item()
         count += len(y)
+    return _means(total_loss, correct, count, reduce)
+
+
+def _means(total_loss, correct, count, reduce):
+    if reduce is not None:
+        total_loss, correct, count = reduce(torch.tensor([total_loss, correct, count],
+                                                         dtype=torch.float64)).tolist()
     return total_loss / count, correct / count
 
 
@@ -94,11 +104,12 @@ def predict(model, loader, progress=False):
 
 
 @torch.no_grad()
-def evaluate(model, loader, loss_fn=None, progress=False):
+def evaluate(model, loader, loss_fn=None, progress=False, reduce=None):
     """``(mean loss, accuracy)`` of ``model`` on ``loader``, in eval mode, without gradients (07).
 
     The loss is computed batch by batch where the model runs (a class-weighted loss keeps its
-    weights on the GPU) and averaged over images, as ``train_epoch`` does.
+    weights on the GPU) and averaged over images, as ``train_epoch`` does. ``reduce``: as in
+    ``train_epoch``; each process then evaluates its own share of the images (15).
     """
     device = _device_of(model)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
@@ -111,7 +122,7 @@ def evaluate(model, loader, loss_fn=None, progress=False):
         total_loss += loss_fn(logits.float(), y).item() * len(y)
         correct += (logits.argmax(dim=1) == y).sum().item()
         count += len(y)
-    return total_loss / count, correct / count
+    return _means(total_loss, correct, count, reduce)
 
 
 # ----- the loop and its history --------------------------------------------------------------
@@ -158,20 +169,25 @@ class History:
 
 
 def fit(model, train_loader, val_loader, optimizer, num_epochs, loss_fn=None, scheduler=None,
-        history=None, stage="train", progress=True, log=print, log_every=1):
+        history=None, stage="train", progress=True, log=print, log_every=1, reduce=None):
     """Train for ``num_epochs``, evaluating after each; returns the ``History`` (07).
 
     Pass the ``history`` of an earlier stage (say, head only) to continue its epoch numbers.
     ``log`` gets one line every ``log_every`` epochs and after the last (``None``: silent).
+    Several processes (15): a sampler with ``set_epoch`` (``DistributedSampler``) is told the
+    epoch before each, so each epoch has its own order; ``reduce`` as in ``train_epoch``.
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history = history if history is not None else History()
     scaler = env.grad_scaler(_device_of(model))
     for epoch in range(1, num_epochs + 1):
         start = time.perf_counter()
+        if hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
         train_loss, train_acc = train_epoch(model, train_loader, loss_fn, optimizer, scaler,
-                                            scheduler, progress)
-        val_loss, val_acc = evaluate(model, val_loader, loss_fn) if val_loader else (None, None)
+                                            scheduler, progress, reduce)
+        val_loss, val_acc = (evaluate(model, val_loader, loss_fn, reduce=reduce) if val_loader
+                             else (None, None))
         history.add(epoch=len(history) + 1, stage=stage, train_loss=train_loss,
                     train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
                     seconds=time.perf_counter() - start)

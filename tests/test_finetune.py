@@ -232,7 +232,8 @@ def test_run_in_process_changes_nothing_process_wide(train_val_dir, tmp_path, mo
 def test_main_tunes_malloc_for_its_own_process_on_the_cpu(monkeypatch):
     calls = []
     monkeypatch.setattr(finetune, "_reuse_freed_memory", lambda: calls.append("mallopt"))
-    monkeypatch.setattr(finetune, "run", lambda args, start=None: calls.append(("run", start)))
+    monkeypatch.setattr(finetune, "run",
+                        lambda args, start=None, job=None: calls.append(("run", start)))
     assert finetune.main(["some_dir", "--output", "out", "--device", "cpu"], start=1.5) == 0
     assert calls == ["mallopt", ("run", 1.5)]
 

@@ -490,12 +490,16 @@ def safe_num_workers():
     return max(0, min(4, (os.cpu_count() or 1) - 1))  # leave a core for the training loop
 
 
-def make_loader(dataset, batch_size, shuffle, device=None, seed=0, num_workers=None):
-    """A DataLoader that is safe on every platform, seeded, pinning memory only for CUDA."""
+def make_loader(dataset, batch_size, shuffle, device=None, seed=0, num_workers=None,
+                sampler=None):
+    """A DataLoader that is safe on every platform, seeded, pinning memory only for CUDA.
+
+    ``sampler`` (such as a ``DistributedSampler``, notebook 15) picks the order instead of
+    ``shuffle``, which must then be False."""
     device = torch.device(device) if device is not None else env.get_device()
     workers = safe_num_workers() if num_workers is None else num_workers
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+        dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=workers,
         pin_memory=device.type == "cuda",  # pinned memory only speeds up copies to a CUDA GPU
         generator=torch.Generator().manual_seed(seed), worker_init_fn=env.seed_worker,
         persistent_workers=workers > 0,
