@@ -56,7 +56,8 @@ def device_summary(device=None):
     device = torch.device(device) if device is not None else get_device()
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return f"cuda: {props.name}, {props.total_memory / 2**30:.0f} GiB (mixed precision on)"
+        precision = str(amp_dtype(device)).removeprefix("torch.")
+        return f"cuda: {props.name}, {props.total_memory / 2**30:.0f} GiB (mixed precision: {precision})"
     if device.type == "mps":
         return f"mps: Apple GPU ({platform.machine()})"
     return f"cpu: {os.cpu_count()} cores, {torch.get_num_threads()} threads (no GPU; fine for this course)"
@@ -84,17 +85,26 @@ def seed_worker(worker_id):
     random.seed(worker_seed)
 
 
+def amp_dtype(device):
+    """The mixed-precision type on ``device`` (15): bfloat16 on a CUDA GPU that has it (Ampere
+    and later: float32's range, so no loss scaling), float16 on an older one, None elsewhere."""
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def autocast(device):
-    """Mixed precision on CUDA (float16); a no-op context on CPU and MPS."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+    """Mixed precision on CUDA (``amp_dtype``); a no-op context on CPU and MPS."""
+    dtype = amp_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
 
 
 def grad_scaler(device):
-    """A GradScaler for float16 training on CUDA; disabled (a pass-through) elsewhere."""
-    return torch.amp.GradScaler("cuda", enabled=torch.device(device).type == "cuda")
+    """A GradScaler where training runs in float16 (its small gradients would underflow to 0
+    without it); disabled, a pass-through, elsewhere: bfloat16 and float32 need none (15)."""
+    return torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
 
 
 def versions():

@@ -120,9 +120,9 @@ def cache_key(dataset, backbone, model_id, transform, device):
         "transform": describe_transform(transform),
         "indices": _digest(dataset.indices)[:16],
         "files": data.fingerprint(dataset.name),
-        # embed runs float16 on CUDA (autocast) and float32 elsewhere; kernels differ by device.
+        # embed runs 16-bit on CUDA (autocast) and float32 elsewhere; kernels differ by device.
         "device": device.type,
-        "precision": "float16" if device.type == "cuda" else "float32",
+        "precision": str(env.amp_dtype(device) or torch.float32).removeprefix("torch."),
         "versions": library_versions(),
     }
 

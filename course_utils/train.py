@@ -55,7 +55,8 @@ def train_epoch(model, loader, loss_fn, optimizer, scaler=None, scheduler=None, 
                 reduce=None):
     """One pass over ``loader`` in train mode; returns ``(mean loss, accuracy)`` (07).
 
-    Mixed precision (float16 autocast + GradScaler) on CUDA, plain float32 elsewhere;
+    Mixed precision on CUDA (``cu.env.autocast``: bfloat16, or float16 with the GradScaler on
+    older GPUs), plain float32 elsewhere;
     ``scheduler`` (e.g. OneCycleLR) steps after every batch. ``reduce`` (15): a function that
     sums the tensor ``[loss sum, correct, count]`` over the job's processes, such as
     ``cu.distributed.all_sum``, so that every process reports the whole job's figures.

@@ -38,6 +38,15 @@ def test_autocast_is_a_no_op_on_cpu():
     assert not cu.env.grad_scaler("cpu").is_enabled()
 
 
+def test_mixed_precision_is_bfloat16_where_the_gpu_has_it_else_float16_with_a_scaler(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert cu.env.amp_dtype("cuda") == torch.bfloat16
+    assert not cu.env.grad_scaler("cuda").is_enabled()  # float32's range: nothing to scale
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert cu.env.amp_dtype("cuda") == torch.float16
+    assert cu.env.amp_dtype("cpu") is None and cu.env.amp_dtype("mps") is None
+
+
 def test_seed_makes_runs_repeat():
     cu.env.set_seed(3)
     a = torch.randn(5)
