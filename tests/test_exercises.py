@@ -2,6 +2,7 @@
 feedback shows the answer, and a learner's wrong function leaves the notebook's state alone."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex05, ex07
+from course_utils.exercises import ex00, ex05, ex07, ex15
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +309,66 @@ def test_ex05_gap_with_more_data_tells_an_unchanged_cell_apart():
     unchanged = ex05.toy_gap([[1.0, 0.0], [0.0, 0.02]], 0.1, w_target, w_start)
     feedback = ex05.gap_with_more_data(round(unchanged, 3), w_target, w_start)
     assert "original bowl" in feedback.message and f"{gap:.3f}" not in feedback.message
+
+
+# ----- notebook 15 ---------------------------------------------------------------------------
+
+def test_ex15_padding_is_measured_on_a_real_sampler_and_explained():
+    assert ex15.evaluated_twice(153, 4) == 3 and ex15.evaluated_twice(8, 4) == 0
+    assert ex15.padding_prediction(ex15.evaluated_twice())
+    wrong = ex15.padding_prediction(0)
+    assert not wrong and "ceil(N / P)" in wrong.message
+    assert "no prediction yet" in ex15.padding_prediction(...).message
+
+
+def test_ex15_scaled_lr_names_each_mistake_without_the_answer():
+    assert ex15.scaled_lr(lambda lr, b, n, p, a: lr * n * p * a / b)
+    diagnoses = {
+        "accumulation steps are missing": lambda lr, b, n, p, a: lr * n * p / b,
+        "processes are missing": lambda lr, b, n, p, a: lr * n * a / b,
+        "one process's batch only": lambda lr, b, n, p, a: lr * n / b,
+        "upside down": lambda lr, b, n, p, a: lr * b / (n * p * a),
+        "square-root rule": lambda lr, b, n, p, a: lr * math.sqrt(n * p * a / b),
+        "unchanged": lambda lr, b, n, p, a: lr,
+    }
+    for diagnosis, wrong in diagnoses.items():
+        feedback = ex15.scaled_lr(wrong)
+        assert not feedback and diagnosis in feedback.message, (diagnosis, feedback.message)
+    assert "0.006" not in ex15.scaled_lr(lambda lr, b, n, p, a: 1.0).message  # case 1's answer
+
+
+def _accumulate(model, micro_batches, optimizer):
+    optimizer.zero_grad()
+    for X, y in micro_batches:
+        (torch.nn.functional.cross_entropy(model(X), y) / len(micro_batches)).backward()
+    optimizer.step()
+
+
+def test_ex15_accumulation_names_each_mistake():
+    assert ex15.accumulation(_accumulate)
+    for wrong, diagnosis in ((ex15._nothing, "did not change"), (ex15._not_divided, "divide"),
+                             (ex15._step_each, "one step per micro-batch"),
+                             (ex15._last_only, "zero_grad() inside the loop")):
+        feedback = ex15.accumulation(wrong)
+        assert not feedback and diagnosis in feedback.message, (wrong.__name__, feedback.message)
+    assert "not a function" in ex15.accumulation(...).message
+
+    def broken(model, micro_batches, optimizer):
+        raise KeyError("oops")
+
+    assert "raised KeyError" in ex15.accumulation(broken).message
+
+
+def test_ex15_gap_with_four_replicas_recomputes_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    X, y = torch.randn(32, 3, 8, 8), torch.randint(0, 2, (32,))
+    before = copy.deepcopy(model.state_dict())
+    four, two = (ex15.batchnorm_gap(model, X, y, r) for r in (4, 2))
+    assert four > two > 0.01  # smaller replicas: noisier statistics, a larger gap
+    assert ex15.gap_with_four_replicas(four, model, X, y)
+    assert "two replicas" in ex15.gap_with_four_replicas(two, model, X, y).message
+    assert "holding its statistics" in ex15.gap_with_four_replicas(1e-7, model, X, y).message
+    assert f"{four:.3f}" not in ex15.gap_with_four_replicas(2 * four, model, X, y).message
+    assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
