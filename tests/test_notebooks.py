@@ -179,3 +179,19 @@ def test_the_glossary_gives_each_term_in_english_and_chinese_and_where_it_is_met
             assert where == f"{number} (planned)", row
         terms.append(english.lower())
     assert len(terms) == len(set(terms)), "a term is listed twice"
+
+
+def test_the_instructor_guide_gives_each_notebook_its_row_with_the_measured_full_run_time():
+    """INSTRUCTORS.md: one row per notebook that exists, linking it, with the full-mode seconds
+    that the notebook states at its top (so the two cannot drift apart)."""
+    guide = (REPO / "INSTRUCTORS.md").read_text(encoding="utf-8")
+    rows = [line for line in guide.splitlines() if re.match(r"\| \[\d\d · ", line)]
+    for path in NOTEBOOKS:
+        row = next((r for r in rows if f"(notebooks/{path.name})" in r), None)
+        assert row, f"INSTRUCTORS.md has no row for {path.name}"
+        first = nbformat.read(path, as_version=4).cells[0].source
+        stated = re.search(r"Measured run time[^*]*", first).group(0)
+        for seconds in re.findall(r"(\d+) s\b", stated):
+            assert f"{seconds} s" in row or f"{seconds}-" in row or f"-{seconds}" in row, \
+                f"{path.name}: the guide's row lacks the {seconds} s stated in the notebook"
+        assert "FAST_" not in row, f"{path.name}: fast-mode time not filled in"
