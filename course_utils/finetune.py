@@ -323,9 +323,10 @@ def _train_and_write(args, out, device, start, log, job):
     found = data.from_folder(args.data_dir, args.val_fraction, args.seed)
     if job.is_main:
         report_files(found, log)
-    if min(len(found.train), len(found.val)) < job.world_size:
-        raise UserError(f"{len(found.val)} validation images cannot be shared out over "
-                        f"{job.world_size} processes: use fewer processes")
+    for split, images in (("training", found.train), ("validation", found.val)):
+        if len(images) < job.world_size:
+            raise UserError(f"{len(images)} {split} images cannot be shared out over "
+                            f"{job.world_size} processes: use fewer processes")
     log(f"data: {args.data_dir} ({found.layout}); {len(found.classes)} classes: "
         f"{', '.join(found.classes[:10])}{' ...' if len(found.classes) > 10 else ''}; "
         f"{len(found.train)} training and {len(found.val)} validation images")
@@ -347,7 +348,9 @@ def _train_and_write(args, out, device, start, log, job):
         "classes": found.classes, "backbone": args.backbone, "mode": args.mode,
         "image_size": size, "seed": args.seed, "layout": found.layout,
         "device": env.device_summary(device), "processes": job.world_size,
-        "batch_size": per_process_batch(job) * job.world_size, "history": history.rows,
+        "batch_size": (per_process_batch(job) * job.world_size if args.mode == "finetune"
+                       else BATCH_SIZE),  # images a step averages over: the head's, or the job's
+        "history": history.rows,
         "skipped": [found.relative(p) for p, _ in found.skipped], "warnings": found.warnings,
     }
 

@@ -12,6 +12,7 @@ from test_distributed import SCRIPTS, torchrun
 from test_finetune import copy_images
 
 import course_utils as cu
+from course_utils import finetune
 
 PER_CLASS = {"train": 30, "val": 25}
 EPOCHS = 2
@@ -134,3 +135,10 @@ def test_accelerate_launch_runs_the_same_job(folder, tmp_path):
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["processes"] == 2 and result.stdout.count("final validation accuracy") == 1
     assert metrics["val_accuracy"] >= 0.8
+
+
+def test_more_processes_than_images_is_refused_before_any_collective(folder, tmp_path):
+    args = finetune.parse_args([str(folder), "--output", str(tmp_path)])
+    job = cu.distributed.Job(0, 2 * PER_CLASS["val"] + 1)  # one process more than images
+    with pytest.raises(finetune.UserError, match="validation images cannot be shared out"):
+        finetune._train_and_write(args, tmp_path, "cpu", 0.0, print, job)
