@@ -24,7 +24,8 @@ The recipe (``--mode``):
   for ``--epochs`` epochs, with a 10x smaller learning rate for the backbone than for the head.
 
 Several processes (notebook 15): ``torchrun --nproc_per_node=N -m course_utils.finetune ...``
-(or ``accelerate launch --num_processes N -m course_utils.finetune ...``) means the same job.
+(or ``accelerate launch --multi_gpu --num_processes N -m course_utils.finetune ...``; its
+``--cpu`` starts one process) means the same job.
 Each process embeds its share of the images and all of them train the same head on all the
 features; fine-tuning runs in DistributedDataParallel, with ``32 / N`` images per process in a
 step, so a step still averages the gradient over 32 images and the learning rate stays. The

@@ -76,10 +76,9 @@ def test_metrics_json_has_the_same_fields_and_counts(one_process, two_processes)
     (_, one), (_, two, _) = one_process, two_processes
     assert set(one) == set(two)
     assert (two["num_train"], two["num_val"]) == (one["num_train"], one["num_val"])
-    finetune_rows = [row for row in two["history"] if row["stage"] == "finetune"]
-    assert len(finetune_rows) == EPOCHS
-    for row in finetune_rows:  # accuracies of all 50 validation images, not of one share
-        assert round(row["val_acc"] * two["num_val"], 6).is_integer()
+    assert len([row for row in two["history"] if row["stage"] == "finetune"]) == EPOCHS
+    # That val_accuracy covers all 50 images, not one process's 25, is checked by reloading the
+    # checkpoint in one process below (and cu.train's reduce in tests/test_distributed.py).
 
 
 def test_each_line_is_printed_once(two_processes):
