@@ -20,7 +20,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL    := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
             --nbval-cell-timeout=900 --nbval-kernel-startup-timeout=120
 
-.PHONY: install lab test test-unit test-notebooks lint notebooks clean-notebooks benchmark site
+.PHONY: install lab test test-unit test-notebooks lint notebooks assign clean-notebooks benchmark site
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,14 +49,21 @@ test-notebooks: install
 
 test: lint test-unit test-notebooks
 
-# Full mode: re-run notebooks to refresh the outputs a learner reads (NB=notebooks/07_*.ipynb for one).
-NB ?= notebooks/*.ipynb notebooks/solutions/*.ipynb
+# Full mode: re-run the sources (the solutions notebooks) to refresh the outputs a learner reads,
+# then generate the student notebooks from them (NB=notebooks/solutions/07_*.ipynb for one).
+NB ?= notebooks/solutions/*.ipynb
 notebooks: install
 	for nb in $(NB); do \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
 	$(BIN)/python tools/clean_notebooks.py $(NB)
+	$(BIN)/python tools/assign.py
+
+# The student notebooks from their sources (otter-grader); ASSIGN_ARGS="--autograder grading"
+# also writes the zips an instructor grades with (INSTRUCTORS.md).
+assign: install
+	$(BIN)/python tools/assign.py $(ASSIGN_ARGS)
 
 clean-notebooks: install
 	$(BIN)/python tools/clean_notebooks.py $(NB)

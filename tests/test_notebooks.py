@@ -2,6 +2,7 @@
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -11,6 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = sorted((REPO / "notebooks" / "solutions").glob("[0-9][0-9]_*_solutions.ipynb"))
 ALL = NOTEBOOKS + SOLUTIONS
+ANSWER_TAG = "otter_answer_cell"  # what otter assign tags the cells a learner answers with
 COLAB_MARK = '# On Colab: fetch the course and install it (this cell does nothing anywhere else).'
 
 
@@ -30,8 +32,12 @@ def test_notebook_is_stored_clean_with_outputs_from_a_run(path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     assert "widgets" not in nb.metadata, "widget state blob stored"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.execution_count for c in code), "some code cells were never run"
-    counts = [c.execution_count for c in code]
+    # The cells a learner answers are stored unrun in the student notebook (tools/assign.py).
+    answers = [c for c in code if ANSWER_TAG in c.metadata.get("tags", [])]
+    ran = [c for c in code if ANSWER_TAG not in c.metadata.get("tags", [])]
+    assert all(c.execution_count for c in ran), "some code cells were never run"
+    assert all(not c.outputs for c in answers), "an answer cell shows an output"
+    counts = [c.execution_count for c in ran]
     assert counts == sorted(counts), "cells were run out of order"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, f"stored error: {errors[0].get('ename')}: {errors[0].get('evalue')}"
@@ -195,3 +201,28 @@ def test_the_instructor_guide_gives_each_notebook_its_row_with_the_measured_full
             assert f"{seconds} s" in row or f"{seconds}-" in row or f"-{seconds}" in row, \
                 f"{path.name}: the guide's row lacks the {seconds} s stated in the notebook"
         assert "FAST_" not in row, f"{path.name}: fast-mode time not filled in"
+
+
+IMAGE_FILE = re.compile(r"\.(png|jpe?g|gif|svg|webp|bmp)$", re.I)
+MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)|<img\b", re.I)
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_no_text_is_baked_into_an_image(path):
+    """Every word a learner reads is text a translator can edit: no picture in the prose but
+    the Colab badge, no attached images; figures are drawn by code, their labels in the cell."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        assert not cell.get("attachments"), f"{path.name}: an image attached to a cell"
+        if cell.cell_type == "markdown":
+            for match in MARKDOWN_IMAGE.finditer(cell.source):
+                assert match.group(1) == "https://colab.research.google.com/assets/colab-badge.svg", \
+                    f"{path.name}: an image in the prose: {match.group(0)}"
+
+
+def test_the_course_ships_no_picture_files():
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if files.returncode != 0:
+        pytest.skip("not a git checkout")
+    pictures = [name for name in files.stdout.splitlines() if IMAGE_FILE.search(name)]
+    assert not pictures, f"pictures in the repository: {pictures}"

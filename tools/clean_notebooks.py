@@ -25,8 +25,8 @@ LANGUAGE_INFO = {
 }
 
 
-def clean(path):
-    nb = nbformat.read(path, as_version=4)
+def clean_notebook(nb):
+    """``nb`` stripped as described above (in place; also returned)."""
     # Colab's runtime hint stays (tools/colab_badges.py writes it); the rest is this machine's.
     kept = {key: nb.metadata[key] for key in COLAB_KEYS if key in nb.metadata}
     nb.metadata = nbformat.NotebookNode({"kernelspec": KERNELSPEC, "language_info": LANGUAGE_INFO,
@@ -41,7 +41,11 @@ def clean(path):
                 data = output.get("data", {})
                 data.pop("application/vnd.jupyter.widget-view+json", None)
     nbformat.validate(nb)
-    nbformat.write(nb, path)
+    return nb
+
+
+def clean(path):
+    nbformat.write(clean_notebook(nbformat.read(path, as_version=4)), path)
 
 
 if __name__ == "__main__":
