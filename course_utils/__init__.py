@@ -5,7 +5,7 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     env       device, seeds, mixed precision, fast/full run mode   (00)
     catalog   what each data set is: source, checksum, license      (00)
     data      fetch, verify, load, split, transform, DataLoaders    (00)
-    models    pretrained backbones, the model record, heads, freezing (04, 07)
+    models    pretrained backbones, the model record, heads, freezing, cuts (04, 05, 07)
     features  embed a data set once and cache the features          (03)
     train     training loop, evaluation, history, save and reload   (04, 07)
     penalty   L2-SP: fine-tuning pulled toward the pretrained start  (05)

@@ -22,6 +22,7 @@ import os
 import urllib.error
 import urllib.request
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -387,6 +388,35 @@ def feature_map_layer(model):
     if not spatial:
         raise ValueError("no block of this model outputs a spatial feature map")
     return spatial[-1]
+
+
+def split(model, before):
+    """``(lower, upper)``: the model cut just before block ``before`` (a name from
+    ``block_names``), as two ``nn.Sequential`` whose composition computes ``model(x)``.
+
+    Notebook 05 builds the two halves by hand to compute the frozen lower part once per image
+    and train only the upper part on its outputs; 06 calls this. The halves share their modules
+    (and so their weights) with ``model``; nothing is copied. ``upper`` keeps the block names,
+    dots turned into underscores (``blocks_6``), so its head is still ``upper.classifier`` or
+    ``upper.fc``; a ``flatten`` step before the head turns a pooled ``[N, C, 1, 1]`` map into
+    the ``[N, C]`` a Linear head needs (torchvision's pooling keeps the two trailing ones)."""
+    model = unwrap(model)
+    names = block_names(model)
+    if before not in names:
+        raise ValueError(f"{before!r} is not a block of this model; its blocks are: "
+                         f"{', '.join(names)}")
+    cut, head = names.index(before), head_name(model)
+    if cut == 0:
+        raise ValueError(f"cutting before {before!r}, the first block, leaves nothing below")
+    modules = dict(zip(names, _submodules(model, names), strict=True))
+    lower = nn.Sequential(OrderedDict((name.replace(".", "_"), modules[name])
+                                      for name in names[:cut]))
+    upper = OrderedDict()
+    for name in names[cut:]:
+        if name == head:
+            upper["flatten"] = nn.Flatten(1)  # a no-op on timm's already flat features
+        upper[name.replace(".", "_")] = modules[name]
+    return lower, nn.Sequential(upper)
 
 
 # ----- freezing, in place ------------------------------------------------------------------

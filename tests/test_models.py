@@ -238,3 +238,26 @@ def test_pick_backbone_offline_falls_back_without_trying_a_download(monkeypatch,
     assert cu.models.pick_backbone("resnet34") == "efficientnet_lite0"
     out, err = capfd.readouterr()
     assert "Downloading" not in out + err  # torch hub's message for an attempt that cannot succeed
+
+
+@pytest.mark.parametrize("name, before, head", [("efficientnet_lite0", "conv_head", "classifier"),
+                                                ("resnet18", "layer4", "fc"),
+                                                ("efficientnet_lite0", "classifier", "classifier")])
+def test_split_halves_compose_to_the_model_and_share_its_weights(name, before, head):
+    model = cu.models.create(name, num_classes=3, pretrained=False).eval()
+    lower, upper = cu.models.split(model, before)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(upper(lower(x)), model(x))
+    assert isinstance(getattr(upper, head), torch.nn.Linear)  # L2SP(upper, head=...) finds it
+    ids = {id(p) for p in model.parameters()}
+    halves = [p for half in (lower, upper) for p in half.parameters()]
+    assert len(halves) == len(ids) and all(id(p) in ids for p in halves)  # shared, not copied
+
+
+def test_split_names_the_blocks_when_the_cut_is_wrong():
+    model = cu.models.create("efficientnet_lite0", pretrained=False)
+    with pytest.raises(ValueError, match="blocks.6"):
+        cu.models.split(model, "block6")
+    with pytest.raises(ValueError, match="nothing below"):
+        cu.models.split(model, "conv_stem")
