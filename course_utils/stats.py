@@ -47,6 +47,7 @@ class Comparison:
     p_value: float  # Welch's t-test across seeds
     half_width: float  # of the 95% Wilson interval of one accuracy on n_images
     verdict: str  # "clear", "seed noise", "a few images" or "validation-set noise"
+    images_name: str = "validation set"  # what the accuracies were measured on, for the words
 
     @property
     def is_clear(self):
@@ -68,10 +69,11 @@ class Comparison:
             "a few images": "Within noise: a difference of two images or fewer. Do not rank "
                             "them on this evidence.",
             "validation-set noise": "The gap is consistent across seeds on these images, but "
-                                    "smaller than what this validation set can resolve: another "
-                                    "sample of images could reverse it. Draw no rule from it.",
+                                    f"smaller than what this {self.images_name} can resolve: "
+                                    "another sample of images could reverse it. Draw no rule "
+                                    "from it.",
             "clear": f"A clear difference: larger than the spread across seeds and than the "
-                     f"uncertainty of the validation set. {a if self.difference > 0 else b} "
+                     f"uncertainty of the {self.images_name}. {a if self.difference > 0 else b} "
                      f"is better here.",
         }[self.verdict])
         return "\n".join(lines)
@@ -85,8 +87,10 @@ def _welch_p(a, b):
     return float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def compare(a, b, n_images, names=("A", "B")):
-    """Compare two approaches from their accuracies over several seeds (at least two each)."""
+def compare(a, b, n_images, names=("A", "B"), images_name="validation set"):
+    """Compare two approaches from their accuracies over several seeds (at least two each).
+
+    ``images_name`` says in the verdict what the ``n_images`` were ("test set")."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
         raise ValueError("compare needs at least two seeds per approach to see their spread")
@@ -104,4 +108,5 @@ def compare(a, b, n_images, names=("A", "B")):
     else:
         verdict = "clear"
     return Comparison(tuple(names), (a.mean(), b.mean()), (a.std(ddof=1), b.std(ddof=1)),
-                      (len(a), len(b)), difference, int(n_images), p_value, half_width, verdict)
+                      (len(a), len(b)), difference, int(n_images), p_value, half_width, verdict,
+                      images_name)

@@ -53,6 +53,9 @@ def test_a_large_consistent_gap_is_clear():
     n = 153
     result = cu.stats.compare([0.96, 0.95, 0.97], [0.70, 0.72, 0.69], n, names=("probe", "scratch"))
     assert result.is_clear and "probe is better here" in str(result)
+    assert "validation set" in str(result)  # the default: what 05, 07 and 08 compare on
+    on_test = cu.stats.compare([0.96, 0.95, 0.97], [0.70, 0.72, 0.69], n, images_name="test set")
+    assert "uncertainty of the test set" in str(on_test) and "validation" not in str(on_test)
 
 
 def test_compare_needs_two_seeds_each():
