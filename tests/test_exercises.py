@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex05, ex07, ex15
+from course_utils.exercises import ex00, ex05, ex06, ex07, ex15
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +309,76 @@ def test_ex05_gap_with_more_data_tells_an_unchanged_cell_apart():
     unchanged = ex05.toy_gap([[1.0, 0.0], [0.0, 0.02]], 0.1, w_target, w_start)
     feedback = ex05.gap_with_more_data(round(unchanged, 3), w_target, w_start)
     assert "original bowl" in feedback.message and f"{gap:.3f}" not in feedback.message
+
+
+# ----- notebook 06 ---------------------------------------------------------------------------
+
+def test_ex06_mse_by_hand_names_each_slip():
+    errors = [p - g for p, g in zip(ex06.PREDICTIONS, ex06.GRADES, strict=True)]
+    mse = sum(e * e for e in errors) / len(errors)
+    assert abs(mse - 1.125) < 1e-12 and ex06.mse_by_hand(mse)
+    assert "absolute error" in ex06.mse_by_hand(sum(abs(e) for e in errors) / 4).message
+    assert "sum of the squared" in ex06.mse_by_hand(mse * 4).message
+    assert "RMSE" in ex06.mse_by_hand(mse ** 0.5).message
+    assert "cancel" in ex06.mse_by_hand(sum(errors) / 4).message
+    assert "½" in ex06.mse_by_hand(mse / 2).message
+    for wrong in (mse * 4, mse ** 0.5, 0.3):
+        assert "1.125" not in ex06.mse_by_hand(wrong).message
+
+
+def test_ex06_cross_entropy_is_blind_to_where_the_rest_goes():
+    a = ex06.cross_entropy_of_probabilities(ex06.HALF_ON_GRADE_3, ex06.TRUE_GRADE)
+    b = ex06.cross_entropy_of_probabilities(ex06.HALF_ON_GRADE_0, ex06.TRUE_GRADE)
+    assert a == b == pytest.approx(math.log(2))
+    assert ex06.order_blind_prediction(0.0)
+    assert not ex06.order_blind_prediction(1.0)
+    assert "no prediction yet" in ex06.order_blind_prediction(...).message
+
+
+def test_ex06_to_grades_counts_the_cuts_below_and_diagnoses_rounding_and_direction():
+    def right(values, cuts):
+        return (values[:, None] > cuts).sum(dim=1)
+
+    def clipped_round(values, cuts):
+        return values.round().clamp(0, 4).long()
+
+    def above(values, cuts):
+        return (values[:, None] < cuts).sum(dim=1)
+
+    assert ex06.to_grades(right)
+    assert ex06.to_grades(lambda values, cuts: torch.bucketize(values, cuts))
+    assert "rounds at the halves" in ex06.to_grades(clipped_round).message
+    assert "above each value" in ex06.to_grades(above).message
+    assert "not a function" in ex06.to_grades(...).message
+
+
+def test_ex06_mean_prediction_with_l1_recomputes_both_heads_and_spots_an_unchanged_cell():
+    torch.manual_seed(0)
+    features = torch.randn(60, 8)
+    grades = torch.tensor([0] * 30 + [1] * 10 + [4] * 20)
+
+    def fit_probe(loss_fn, outputs, seed):
+        cu.env.set_seed(seed)
+        head = nn.Linear(8, outputs)
+        optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+        for _ in range(100):
+            loss = loss_fn(head(features), grades)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return head
+
+    def mean_with(loss):
+        head = fit_probe(lambda out, g: loss(out.squeeze(1), g.float()), 1, 0)
+        with torch.no_grad():
+            return head(features).mean().item()
+
+    l1, mse = mean_with(torch.nn.functional.l1_loss), mean_with(torch.nn.functional.mse_loss)
+    assert abs(l1 - mse) > 0.05  # the two losses really lead to different heads here
+    assert ex06.mean_prediction_with_l1(l1, fit_probe, features, grades)
+    unchanged = ex06.mean_prediction_with_l1(mse, fit_probe, features, grades)
+    assert "mean prediction of the MSE head" in unchanged.message and f"{l1:.2f}" not in unchanged.message
+
 
 
 # ----- notebook 15 ---------------------------------------------------------------------------
