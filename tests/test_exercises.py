@@ -4,6 +4,7 @@ feedback shows the answer, and a learner's wrong function leaves the notebook's 
 import copy
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex05, ex06, ex07, ex15
+from course_utils.exercises import ex00, ex04, ex05, ex06, ex07, ex15
 
 
 @pytest.fixture(scope="module")
@@ -310,6 +311,99 @@ def test_ex05_gap_with_more_data_tells_an_unchanged_cell_apart():
     feedback = ex05.gap_with_more_data(round(unchanged, 3), w_target, w_start)
     assert "original bowl" in feedback.message and f"{gap:.3f}" not in feedback.message
 
+
+# ----- notebook 04 ---------------------------------------------------------------------------
+
+def _bn_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+
+
+def test_ex04_batch_of_one_measures_on_a_copy_and_keeps_the_model():
+    net, X, y = _bn_net(), torch.randn(12, 3, 8, 8), torch.tensor([0, 1] * 6)
+    before = copy.deepcopy(net.state_dict())
+    measured = ex04.train_mode_accuracy(net, X, y, batch_size=1)
+    assert ex04.batch_of_one_prediction(measured, net, X, y)
+    far = ex04.batch_of_one_prediction(measured + 0.3 if measured < 0.6 else measured - 0.3,
+                                       net, X, y)
+    assert not far and "far off" in far.message
+    assert "no prediction yet" in ex04.batch_of_one_prediction(..., net, X, y).message
+    assert not net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def _train_mode_right(model):
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
+def test_ex04_set_train_mode_names_each_wrong_mode():
+    assert ex04.set_train_mode(_train_mode_right)
+
+    def eval_first(model):  # the right idea in the wrong order: train() undoes it
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d) and not module.weight.requires_grad:
+                module.eval()
+        model.train()
+
+    def all_bn_eval(model):
+        model.train()
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+
+    def refreezes(model):
+        _train_mode_right(model)
+        model.requires_grad_(False)
+
+    def raises(model):
+        raise RuntimeError("oops")
+
+    assert "still updated" in ex04.set_train_mode(lambda m: m.train()).message
+    assert "after" in ex04.set_train_mode(eval_first).message
+    assert "Dropout is still off" in ex04.set_train_mode(lambda m: m.eval()).message
+    assert "Dropout is still off" in ex04.set_train_mode(lambda m: None).message
+    assert "stayed in eval" in ex04.set_train_mode(all_bn_eval).message
+    assert "require gradients" in ex04.set_train_mode(refreezes).message
+    assert "RuntimeError" in ex04.set_train_mode(raises).message
+    assert "not a function" in ex04.set_train_mode(...).message
+
+
+def test_ex04_random_body_accuracy_recomputes_both_and_spots_an_unchanged_cell():
+    torch.manual_seed(0)
+    random_body, pretrained_body = nn.Linear(3, 2), nn.Linear(3, 2)
+    x = torch.randn(50, 3)
+
+    def probe_test_accuracy(body):  # a stand-in: any deterministic function of the body
+        with torch.no_grad():
+            return (body(x).argmax(dim=1) == 0).float().mean().item()
+
+    random_acc = probe_test_accuracy(random_body)
+    pretrained_acc = probe_test_accuracy(pretrained_body)
+    assert random_acc != pretrained_acc
+    assert ex04.random_body_accuracy(random_acc, probe_test_accuracy, random_body,
+                                     pretrained_body)
+    unchanged = ex04.random_body_accuracy(pretrained_acc, probe_test_accuracy, random_body,
+                                          pretrained_body)
+    assert "pretrained body" in unchanged.message
+    assert f"{random_acc:.3f}" not in unchanged.message
+
+
+def test_ex04_selection_optimism_names_sign_percent_best_seed_and_average():
+    grid = pd.DataFrame({"lr": [0.1, 0.1, 0.01, 0.01, 0.001, 0.001],
+                         "weight decay": [0.0] * 6, "seed": [0, 1] * 3,
+                         "accuracy": [0.70, 0.80, 0.80, 0.90, 0.60, 0.60]})
+    # mean accuracies 0.75, 0.85 and 0.60; chosen on validation: lr 0.1, so the optimism is 0.10
+    assert ex04.selection_optimism(0.10, grid, 0.1, 0.0)
+    assert "sign" in ex04.selection_optimism(-0.10, grid, 0.1, 0.0).message
+    assert "percentage points" in ex04.selection_optimism(10.0, grid, 0.1, 0.0).message
+    assert "single seed" in ex04.selection_optimism(0.15, grid, 0.1, 0.0).message
+    assert "average setting" in ex04.selection_optimism(0.85 - 0.7333333, grid, 0.1, 0.0).message
+    assert "0.1" not in ex04.selection_optimism(0.3, grid, 0.1, 0.0).message
 
 # ----- notebook 06 ---------------------------------------------------------------------------
 
