@@ -99,7 +99,7 @@ def random_body_accuracy(answer, probe_test_accuracy, random_body, pretrained_bo
     result = checks.check_value(answer, expected, rtol=0, atol=1e-3, name="probe test accuracy",
                                 mistakes=[(pretrained, "that is the accuracy with the pretrained "
                                                        "body: change `body_for_exercise` to "
-                                                       "`random_cnn[:6]` and run the cell again")])
+                                                       "`random_body` and run the cell again")])
     if result:
         gain = pretrained - expected
         return checks.Feedback(True, f"right: {expected:.3f} with random weights, against "
