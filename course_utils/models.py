@@ -458,8 +458,9 @@ def freeze(model, blocks=None):
 
     Their parameters stop getting gradients, and their BatchNorm layers keep the pretrained
     running statistics even when the model is in train mode, so a frozen block computes the
-    same in train and eval mode. Nothing is replaced: an optimizer built before still holds
-    every parameter. Returns the model."""
+    same in train and eval mode (notebook 04 shows, with numbers, what goes wrong without the
+    second half). Nothing is replaced: an optimizer built before still holds every parameter.
+    Returns the model."""
     if blocks is None:
         head = head_name(model)
         blocks = [b for b in block_names(model) if b != head]
