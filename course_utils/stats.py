@@ -1,4 +1,5 @@
-"""Accuracies with their noise: several seeds, intervals and a plain verdict (notebooks 07, 08).
+"""Accuracies with their noise: several seeds, intervals and a plain verdict (notebooks 07, 08);
+reading a learning curve (notebook 01).
 
 On 153 validation images one image is 0.65 points of accuracy, and a second run with another
 seed moves a result by a few images. So a comparison of two approaches runs each several
@@ -110,3 +111,28 @@ def compare(a, b, n_images, names=("A", "B"), images_name="validation set"):
     return Comparison(tuple(names), (a.mean(), b.mean()), (a.std(ddof=1), b.std(ddof=1)),
                       (len(a), len(b)), difference, int(n_images), p_value, half_width, verdict,
                       images_name)
+
+
+def labels_to_reach(budgets, accuracies, target):
+    """Labelled images per class at which a learning curve first reaches ``target`` (01).
+
+    ``budgets`` are the measured numbers of labels per class, increasing; ``accuracies`` the
+    accuracy at each. Between two measured budgets the curve is read on a log scale of labels,
+    as it is plotted: the first pair that brackets ``target`` is interpolated linearly in
+    ``log(budget)``. A curve already at ``target`` on its first budget gives that budget (it
+    may need fewer: nothing below was measured); a curve that never reaches it gives ``inf``.
+    """
+    budgets, accuracies = np.asarray(budgets, dtype=float), np.asarray(accuracies, dtype=float)
+    if budgets.shape != accuracies.shape or budgets.ndim != 1 or len(budgets) == 0:
+        raise ValueError("budgets and accuracies must be two lists of the same, non-zero length")
+    if np.any(np.diff(budgets) <= 0) or budgets[0] <= 0:
+        raise ValueError("budgets must be positive and increasing")
+    if accuracies[0] >= target:
+        return float(budgets[0])
+    for i in range(1, len(budgets)):
+        if accuracies[i] >= target:
+            low, high = accuracies[i - 1], accuracies[i]
+            share = (target - low) / (high - low)
+            log_budget = math.log(budgets[i - 1]) + share * math.log(budgets[i] / budgets[i - 1])
+            return float(math.exp(log_budget))
+    return math.inf

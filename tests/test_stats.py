@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 import course_utils as cu
@@ -61,3 +62,32 @@ def test_a_large_consistent_gap_is_clear():
 def test_compare_needs_two_seeds_each():
     with pytest.raises(ValueError, match="two seeds"):
         cu.stats.compare([0.9], [0.8, 0.85], 153)
+
+
+@pytest.mark.parametrize("target", [0.42, 0.55, 0.61, 0.7, 0.79])
+def test_labels_to_reach_interpolates_on_a_log_scale_like_numpy(target):
+    budgets, accuracies = [5, 10, 25, 50, 100], [0.40, 0.52, 0.63, 0.71, 0.80]
+    reference = float(np.exp(np.interp(target, accuracies, np.log(budgets))))  # monotone curve
+    assert cu.stats.labels_to_reach(budgets, accuracies, target) == pytest.approx(reference)
+
+
+def test_labels_to_reach_at_a_measured_point_and_at_the_ends():
+    budgets, accuracies = [5, 10, 25], [0.5, 0.6, 0.7]
+    assert cu.stats.labels_to_reach(budgets, accuracies, 0.6) == pytest.approx(10)
+    assert cu.stats.labels_to_reach(budgets, accuracies, 0.3) == 5  # reached at the first budget
+    assert cu.stats.labels_to_reach(budgets, accuracies, 0.9) == math.inf  # never reached
+    # halfway in accuracy between 5 and 10 labels is their geometric mean, not 7.5
+    assert cu.stats.labels_to_reach(budgets, accuracies, 0.55) == pytest.approx(math.sqrt(50))
+
+
+def test_labels_to_reach_takes_the_first_crossing_of_a_noisy_curve():
+    # a dip after the first crossing (seed noise) does not move the answer
+    assert cu.stats.labels_to_reach([5, 10, 25, 50], [0.5, 0.7, 0.65, 0.8], 0.6) == \
+        pytest.approx(math.exp(math.log(5) + 0.5 * math.log(2)))
+
+
+def test_labels_to_reach_rejects_unordered_or_mismatched_budgets():
+    with pytest.raises(ValueError, match="increasing"):
+        cu.stats.labels_to_reach([10, 5], [0.5, 0.6], 0.55)
+    with pytest.raises(ValueError, match="same"):
+        cu.stats.labels_to_reach([5, 10], [0.5], 0.55)
