@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex04, ex05, ex06, ex07, ex15
+from course_utils.exercises import ex00, ex01, ex04, ex05, ex06, ex07, ex15
 
 
 @pytest.fixture(scope="module")
@@ -310,6 +310,65 @@ def test_ex05_gap_with_more_data_tells_an_unchanged_cell_apart():
     unchanged = ex05.toy_gap([[1.0, 0.0], [0.0, 0.02]], 0.1, w_target, w_start)
     feedback = ex05.gap_with_more_data(round(unchanged, 3), w_target, w_start)
     assert "original bowl" in feedback.message and f"{gap:.3f}" not in feedback.message
+
+
+# ----- notebook 01 ---------------------------------------------------------------------------
+
+def test_ex01_scratch_prediction_compares_with_the_measurement():
+    assert ex01.scratch_prediction(0.5, 0.55, chance=0.1)
+    far = ex01.scratch_prediction(0.1, 0.55, chance=0.1)
+    assert not far and "far off" in far.message
+    assert "no prediction yet" in ex01.scratch_prediction(..., 0.55, chance=0.1).message
+
+
+def _labels_right(budgets, accuracies, target):
+    if accuracies[0] >= target:
+        return budgets[0]
+    for i in range(1, len(budgets)):
+        if accuracies[i] >= target:
+            share = (target - accuracies[i - 1]) / (accuracies[i] - accuracies[i - 1])
+            return budgets[i - 1] * (budgets[i] / budgets[i - 1]) ** share
+    return math.inf
+
+
+def test_ex01_labels_to_reach_accepts_a_right_answer_and_the_helper():
+    assert ex01.labels_to_reach(_labels_right)
+    assert ex01.labels_to_reach(cu.stats.labels_to_reach)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (ex01._linear_in_labels, "logarithmic"),
+    (ex01._next_budget_up, "no reading between"),
+    (ex01._last_budget_when_never, "math.inf"),
+    (ex01._last_crossing, "first"),
+])
+def test_ex01_labels_to_reach_names_each_known_mistake(mistake, words):
+    feedback = ex01.labels_to_reach(mistake)
+    assert not feedback and words in feedback.message
+
+
+def test_ex01_labels_to_reach_survives_a_broken_function():
+    assert "not a function" in ex01.labels_to_reach(...).message
+    assert "raised ZeroDivisionError" in ex01.labels_to_reach(lambda b, a, t: 1 / 0).message
+    assert "returned None" in ex01.labels_to_reach(lambda b, a, t: None).message
+
+
+def test_ex01_large_learning_rate_measures_again_and_names_the_recipe_rate():
+    calls = []
+
+    def finetune_accuracy(lr):
+        calls.append(lr)
+        return {0.001: 0.72, 0.01: 0.49}[lr]
+
+    right = ex01.large_learning_rate(0.49, finetune_accuracy, 0.001, 0.72, spread=0.02)
+    assert right and calls == [0.01] and "beyond the spread" in right.message
+    kept = ex01.large_learning_rate(0.72, finetune_accuracy, 0.001, 0.72, spread=0.02)
+    assert not kept and "recipe's learning rate" in kept.message
+    other = ex01.large_learning_rate(0.60, finetune_accuracy, 0.001, 0.72, spread=0.02)
+    assert not other and "0.49" not in other.message  # no answer given away
+    noise = ex01.large_learning_rate(0.49, finetune_accuracy, 0.001, 0.50, spread=0.02)
+    assert noise and "cannot tell" in noise.message
+    assert "not answered" in ex01.large_learning_rate(..., finetune_accuracy, 0.001, 0.72, 0.02).message
 
 
 # ----- notebook 04 ---------------------------------------------------------------------------
