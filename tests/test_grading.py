@@ -97,6 +97,9 @@ def test_the_student_notebook_holds_no_answer_explanation_or_hidden_test(source,
                 assert not name or f"{name.group(1)} = ..." in cell.source.splitlines(), code
         for test in tests:
             assert test.splitlines()[-1] not in text
+    for cell in student.cells:  # a check's stored output would be feedback on the solution
+        if cell.cell_type == "code" and re.search(r"\bex\d\d\.\w+\(", cell.source):
+            assert not cell.outputs, cell.source
     heading = student.cells[0].source.splitlines()[0]
     assert heading.startswith(f"# {source.name[:2]} · ") and "solutions" not in heading
 

@@ -13,6 +13,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = sorted((REPO / "notebooks" / "solutions").glob("[0-9][0-9]_*_solutions.ipynb"))
 ALL = NOTEBOOKS + SOLUTIONS
 ANSWER_TAG = "otter_answer_cell"  # what otter assign tags the cells a learner answers with
+CHECK_CALL = re.compile(r"\bex\d\d\.\w+\(")  # a call to an exercise check (tools/assign.py)
 COLAB_MARK = '# On Colab: fetch the course and install it (this cell does nothing anywhere else).'
 
 
@@ -32,9 +33,12 @@ def test_notebook_is_stored_clean_with_outputs_from_a_run(path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     assert "widgets" not in nb.metadata, "widget state blob stored"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    # The cells a learner answers are stored unrun in the student notebook (tools/assign.py).
-    answers = [c for c in code if ANSWER_TAG in c.metadata.get("tags", [])]
-    ran = [c for c in code if ANSWER_TAG not in c.metadata.get("tags", [])]
+    # The cells a learner answers, and a check of an answer given in an earlier cell, are
+    # stored unrun in the student notebook (tools/assign.py).
+    student = path.parent.name != "solutions"
+    answers = [c for c in code if ANSWER_TAG in c.metadata.get("tags", [])
+               or (student and CHECK_CALL.search(c.source))]
+    ran = [c for c in code if not any(c is a for a in answers)]
     assert all(c.execution_count for c in ran), "some code cells were never run"
     assert all(not c.outputs for c in answers), "an answer cell shows an output"
     counts = [c.execution_count for c in ran]
@@ -60,7 +64,10 @@ def test_notebook_starts_with_title_colab_cell_and_setup(path):
 def test_notebook_has_summary_and_checked_exercises(path):
     nb = nbformat.read(path, as_version=4)
     headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
-    assert "## Summary" in headings and "## Exercises" in headings
+    # The exercises are gathered under "## Exercises", or, where a prediction must come before
+    # the measurement it predicts (01), placed in the lesson where they belong.
+    assert "## Summary" in headings
+    assert "## Exercises" in headings or any(line.startswith("**Exercise 1 ") for line in headings)
     module = f"ex{path.name[:2]}"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert f"from course_utils.exercises import {module}" in code and f"{module}." in code
@@ -70,7 +77,8 @@ def test_notebook_has_summary_and_checked_exercises(path):
 def test_exercises_ask_to_predict_and_to_change_code(path):
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    exercises = text[text.index("## Exercises"):]
+    exercises = text[text.index("## Exercises"):] if "## Exercises" in text else text
+    assert "**Exercise " in exercises
     assert "(predict first)" in exercises, "no exercise asks to predict before running"
     assert "(change the code" in exercises, "no exercise asks to change code and observe"
 

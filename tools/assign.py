@@ -8,7 +8,8 @@ assign`` writes the student version: answers replaced by ``...``, explanations a
 tests removed. This script then gives it what otter leaves out, so that the two cannot drift:
 
 * the stored outputs of every cell the learner gets unchanged, copied from the source's full
-  run (otter clears them all); the cells a learner answers keep no output;
+  run (otter clears them all); the cells a learner answers, and the cells that call an
+  exercise's check on an answer given earlier, keep no output;
 * the title without " — solutions", relative links re-based from ``notebooks/solutions/`` to
   ``notebooks/``, its own Colab badge, and the metadata cleaned as ``tools/clean_notebooks.py``
   does.
@@ -71,8 +72,14 @@ def run_otter_assign(source, workdir):
     return student, next((result / "autograder").glob("*.zip"))
 
 
+# A call to an exercise check (``ex01.scratch_prediction(...)``) outside an answer cell: its
+# stored output is feedback on the solution's answer, which the learner has not given.
+CHECK_CALL = re.compile(r"\bex\d\d\.\w+\(")
+
+
 def copy_outputs(student, source):
-    """Each student cell that is a source cell unchanged gets that cell's stored outputs."""
+    """Each student cell that is a source cell unchanged gets that cell's stored outputs, except
+    a cell that calls an exercise check: it stays empty until the learner runs it."""
     kept = [c for c in source.cells if c.cell_type != "raw"]
     position = 0
     for cell in student.cells:
@@ -82,7 +89,7 @@ def copy_outputs(student, source):
                       if kept[i].cell_type == cell.cell_type and kept[i].source == cell.source), None)
         if match is None:
             raise ValueError(f"a cell otter changed that is not an answer: {cell.source[:80]!r}")
-        if cell.cell_type == "code":
+        if cell.cell_type == "code" and not CHECK_CALL.search(cell.source):
             cell.outputs, cell.execution_count = kept[match].outputs, kept[match].execution_count
         position = match + 1
 
