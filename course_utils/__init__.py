@@ -11,7 +11,8 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     penalty   L2-SP: fine-tuning pulled toward the pretrained start  (05)
     distributed  one job in several processes (torchrun): shares, sums (15)
     files     whole-or-nothing writes, one writer per output folder (07)
-    stats     accuracies with their noise: seeds, intervals         (07, 08)
+    stats     accuracies with their noise: seeds, intervals; learning curves (01, 07, 08)
+    domain    how far apart two domains are; importance weights     (02, 03)
     checks    exercise checking with feedback                       (every notebook)
     exercises the checks of each notebook's exercises               (every notebook)
     plot      images, learning curves                               (every notebook)
@@ -27,7 +28,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
                "exercises", "plot", "finetune", "files", "widgets", "penalty",
-               "distributed"}
+               "distributed", "domain"}
 
 
 def __getattr__(name):
