@@ -10,11 +10,10 @@ def scratch_prediction(prediction, measured, chance):
     """Exercise 1 (predict first): a CNN trained from scratch on the fewest labels."""
     return checks.check_prediction(
         prediction, measured, name="from scratch, fewest labels", tolerance=0.1,
-        explanation=f"(Chance is {chance:.2f}.) A few images per class are enough for a small "
-                    "CNN to learn what needs no shapes at all: colour and texture. Sea and lake "
-                    "are dark blue, forest is dark green, and those classes come first; what "
-                    "it cannot learn from so few is what tells a highway from a river, or "
-                    "pasture from herbaceous vegetation.")
+        explanation=f"(Chance is {chance:.2f}.) Some land covers already differ in colour "
+                    "alone (sea and lake are dark blue, forest is dark green), and a small CNN "
+                    "can pick up colour and texture from a few images per class; shapes take "
+                    "many more.")
 
 
 def _linear_in_labels(budgets, accuracies, target):
@@ -80,9 +79,10 @@ def labels_to_reach(fn):
 def large_learning_rate(answer, finetune_accuracy, recipe_lr, recipe_accuracy, spread):
     """Exercise 3 (change the code): fine-tuning with ten times the recipe's learning rate.
 
-    ``finetune_accuracy(lr)`` is the notebook's own run of method 3 (deterministic on a CPU), so
-    the learner's number is compared with a measurement made here; ``spread`` is the standard
-    deviation of the recipe's accuracy across seeds at that budget."""
+    ``finetune_accuracy(lr)`` is the notebook's own run of method 3 (deterministic on a CPU; the
+    notebook caches it), asked here for ten times the recipe's rate, so a number copied from
+    another run or rate is caught; ``spread`` is the standard deviation of the recipe's accuracy
+    across seeds at that budget."""
     name = "ten times the learning rate"
     if checks.unanswered(answer):
         return checks.Feedback(False, checks.NOT_ANSWERED, name)
