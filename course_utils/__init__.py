@@ -6,8 +6,9 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     catalog   what each data set is: source, checksum, license      (00)
     data      fetch, verify, load, split, transform, DataLoaders    (00)
     models    pretrained backbones, the model record, heads, freezing, cuts (04, 05, 07)
-    features  embed a data set once and cache the features          (03)
+    features  embed a data set once and cache the features          (08, 15)
     train     training loop, evaluation, history, save and reload   (04, 07)
+    inmemory  a small CNN and its loop on images held in one tensor (01, 03)
     penalty   L2-SP: fine-tuning pulled toward the pretrained start  (05)
     distributed  one job in several processes (torchrun): shares, sums (15)
     files     whole-or-nothing writes, one writer per output folder (07)
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
                "exercises", "plot", "finetune", "files", "widgets", "penalty",
-               "distributed", "domain"}
+               "distributed", "domain", "inmemory"}
 
 
 def __getattr__(name):

@@ -1,4 +1,5 @@
-"""Embed a data set once with a frozen backbone and keep the features on disk (notebook 03).
+"""Embed a data set once with a frozen backbone and keep the features on disk (notebook 01 writes
+the embedding by hand; 08 and 15 call this module).
 
 A linear probe or a new head then trains on ``X`` in seconds instead of running the backbone
 every epoch. The cache lives in ``cu.data.data_root() / "features"`` and is keyed by everything
