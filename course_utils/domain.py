@@ -1,5 +1,5 @@
 """How far apart two domains are, and weights that make source images count like target ones
-(notebooks 02 and 03, planned).
+(notebook 03 uses both; notebook 02, planned, will too).
 
 Both work on features, one row per image (``cu.features.cached_features`` gives them):
 

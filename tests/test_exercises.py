@@ -4,6 +4,7 @@ feedback shows the answer, and a learner's wrong function leaves the notebook's 
 import copy
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex01, ex04, ex05, ex06, ex07, ex15
+from course_utils.exercises import ex00, ex01, ex03, ex04, ex05, ex06, ex07, ex15
 
 
 @pytest.fixture(scope="module")
@@ -369,6 +370,72 @@ def test_ex01_large_learning_rate_measures_again_and_names_the_recipe_rate():
     noise = ex01.large_learning_rate(0.49, finetune_accuracy, 0.001, 0.50, spread=0.02)
     assert noise and "cannot tell" in noise.message
     assert "not answered" in ex01.large_learning_rate(..., finetune_accuracy, 0.001, 0.72, 0.02).message
+
+
+# ----- notebook 03 ---------------------------------------------------------------------------
+
+def test_ex03_source_only_prediction_compares_with_the_measurement():
+    assert ex03.source_only_prediction(0.2, 0.15, clear_accuracy=0.8, chance=0.1)
+    far = ex03.source_only_prediction(0.7, 0.15, clear_accuracy=0.8, chance=0.1)
+    assert not far and "far off" in far.message and "0.80" in far.message
+    assert "no prediction yet" in ex03.source_only_prediction(..., 0.15, 0.8, 0.1).message
+
+
+def _weights_right(p_target):
+    odds = p_target / (1 - p_target)
+    return odds / odds.mean()
+
+
+def test_ex03_weights_accept_a_right_answer_and_match_the_density_ratio_of_cu_domain():
+    assert ex03.weights_from_probabilities(_weights_right)
+    # the course's helper, before clipping, gives the same weights from its own classifier
+    rng = np.random.default_rng(0)
+    source, target = rng.normal(0, 1, (300, 2)), rng.normal(0.5, 1, (200, 2))
+    helper = cu.domain.importance_weights(source, target, clip=1e9)
+    X = np.vstack([source, target])
+    d = np.repeat([0, 1], [300, 200])
+    p = cu.domain._domain_classifier(1.0).fit(X, d).predict_proba(source)[:, 1]
+    assert np.allclose(_weights_right(p), helper)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (ex03._probabilities, "not the odds"),
+    (ex03._inverted, "upside down"),
+    (ex03._not_normalised, "mean is not 1"),
+    (ex03._sum_one, "sum to 1"),
+])
+def test_ex03_weights_name_each_known_mistake(mistake, words):
+    feedback = ex03.weights_from_probabilities(mistake)
+    assert not feedback and words in feedback.message
+
+
+def test_ex03_weights_survive_a_broken_function():
+    assert "not a function" in ex03.weights_from_probabilities(...).message
+    assert "returned None" in ex03.weights_from_probabilities(lambda p: None).message
+
+
+def test_ex03_more_target_labels_measures_again_and_gives_nothing_away():
+    calls = []
+
+    def run(labels):
+        calls.append(labels)
+        return {10: (0.50, 0.65), 100: (0.70, 0.74)}[labels]
+
+    right = ex03.more_target_labels(0.04, run, 10, gap_spread=0.02)
+    assert right and 100 in calls and "shrank" in right.message
+    kept = ex03.more_target_labels(0.15, run, 10, gap_spread=0.02)
+    assert not kept and "still used them" in kept.message and "0.04" not in kept.message
+    flipped = ex03.more_target_labels(-0.04, run, 10, gap_spread=0.02)
+    assert not flipped and "sign" in flipped.message
+    points = ex03.more_target_labels(4.0, run, 10, gap_spread=0.02)
+    assert not points and "in points" in points.message
+    other = ex03.more_target_labels(0.10, run, 10, gap_spread=0.02)
+    assert not other and "0.04" not in other.message and "0.74" not in other.message
+    noise = ex03.more_target_labels(0.04, run, 10, gap_spread=0.08)
+    assert noise and "cannot say" in noise.message
+    grew = ex03.more_target_labels(0.30, lambda n: {10: (0.5, 0.6), 100: (0.5, 0.8)}[n], 10, 0.02)
+    assert grew and "grew" in grew.message
+    assert "not answered" in ex03.more_target_labels(..., run, 10, 0.02).message
 
 
 # ----- notebook 04 ---------------------------------------------------------------------------
