@@ -71,7 +71,7 @@ def train(model, X, y, lr, epochs, min_steps, seed, weights=None, batch_size=BAT
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
                                                    pct_start=0.2)
-    device = training._device_of(model)
+    device = next(model.parameters()).device
     model.train()
     for _ in range(steps):
         if weights is None:
@@ -92,7 +92,7 @@ def outputs(model, X, batch_size=256):
     """The model's outputs for every image (class scores, or features for a body), in eval
     mode, as one CPU tensor."""
     model.eval()
-    device = training._device_of(model)
+    device = next(model.parameters()).device
     return torch.cat([model(x.to(device)).float().cpu() for x in X.split(batch_size)])
 
 
