@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex01, ex03, ex04, ex05, ex06, ex07, ex15
+from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex15
 
 
 @pytest.fixture(scope="module")
@@ -370,6 +370,135 @@ def test_ex01_large_learning_rate_measures_again_and_names_the_recipe_rate():
     noise = ex01.large_learning_rate(0.49, finetune_accuracy, 0.001, 0.50, spread=0.02)
     assert noise and "cannot tell" in noise.message
     assert "not answered" in ex01.large_learning_rate(..., finetune_accuracy, 0.001, 0.72, 0.02).message
+
+
+# ----- notebook 02 ---------------------------------------------------------------------------
+
+GAPS = {"hymenoptera": 0.07, "eurosat": 0.14, "retinamnist": 0.46, "neu": 0.38}
+
+
+def test_ex02_farthest_prediction_compares_with_the_table():
+    right = ex02.farthest_prediction("retinamnist", pd.Series(GAPS))
+    assert right and "farthest" in right.message
+    wrong = ex02.farthest_prediction("eurosat", GAPS)
+    assert not wrong and "3 of 4" in wrong.message
+    assert "not one of" in ex02.farthest_prediction("imagenet", GAPS).message
+    assert "no prediction yet" in ex02.farthest_prediction(..., GAPS).message
+    assert not ex02.farthest_prediction(3, GAPS)  # nonsense is feedback, not a traceback
+
+
+@pytest.fixture(scope="module")
+def source_cnn():
+    """A small CNN whose BatchNorm statistics come from 'source' images (mean 0), and
+    'target' images from another distribution (brighter, less contrast)."""
+    torch.manual_seed(0)
+    model = cu.inmemory.small_cnn(5, width=4)
+    model.train()
+    with torch.no_grad():
+        for _ in range(5):
+            model(torch.randn(16, 3, 16, 16))
+    return model.eval(), 0.5 * torch.randn(24, 3, 16, 16) + 1.0
+
+
+def _adabn_right(model, X):
+    adapted = copy.deepcopy(model)
+    for module in adapted.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    adapted.train()
+    with torch.no_grad():
+        adapted(X)
+    return adapted.eval()
+
+
+def _adabn_in_batches(model, X):
+    adapted = copy.deepcopy(model)
+    torch.optim.swa_utils.update_bn([X[:12], X[12:]], adapted)
+    return adapted.eval()
+
+
+def _adabn_in_place(model, X):
+    return _adabn_right(model, X).state_dict() and model.load_state_dict(
+        _adabn_right(model, X).state_dict()) and model
+
+
+def _adabn_eval_forward(model, X):
+    adapted = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        adapted(X)
+    return adapted
+
+
+def _adabn_moving_average(model, X):
+    adapted = copy.deepcopy(model).train()
+    with torch.no_grad():
+        adapted(X)
+    return adapted.eval()
+
+
+def _adabn_train_mode(model, X):
+    return _adabn_right(model, X).train()
+
+
+def _adabn_trains(model, X):
+    adapted = _adabn_right(model, X).train()
+    optimizer = torch.optim.SGD(adapted.parameters(), lr=0.1)
+    adapted(X).logsumexp(1).mean().backward()
+    optimizer.step()
+    return adapted.eval()
+
+
+def test_ex02_adapt_batchnorm_accepts_right_answers_and_leaves_the_model_alone(source_cnn):
+    model, X = source_cnn
+    before = copy.deepcopy(model.state_dict())
+    assert ex02.adapt_batchnorm(_adabn_right, model, X)
+    assert ex02.adapt_batchnorm(_adabn_in_batches, model, X)  # a few batches: close enough
+    for mistake in (_adabn_right, _adabn_in_place, _adabn_trains):
+        ex02.adapt_batchnorm(mistake, model, X)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (_adabn_in_place, "changed the model it was given"),
+    (_adabn_eval_forward, "only in train mode"),
+    (_adabn_moving_average, "momentum"),
+    (_adabn_train_mode, "still in train mode"),
+    (_adabn_trains, "weights changed"),
+    (lambda model, X: None, "returned None"),
+    (lambda model, X: 1 / 0, "ZeroDivisionError"),
+    (lambda model, X: X, "not a model"),
+])
+def test_ex02_adapt_batchnorm_names_each_known_mistake(source_cnn, mistake, words):
+    feedback = ex02.adapt_batchnorm(mistake, *source_cnn)
+    assert not feedback and words in feedback.message
+
+
+def test_ex02_adapt_batchnorm_survives_no_answer(source_cnn):
+    assert "not a function" in ex02.adapt_batchnorm(..., *source_cnn).message
+
+
+def test_ex02_few_target_images_measures_again_and_gives_nothing_away():
+    accuracies = {16: 0.55, 500: 0.57, 4: 0.30}
+    calls = []
+
+    def run(n):
+        calls.append(n)
+        return accuracies[n]
+
+    right = ex02.few_target_images(0.55, 16, run, 500, spread=0.03)
+    assert right and 16 in calls and "Within twice" in right.message
+    rough = ex02.few_target_images(0.30, 4, run, 500, spread=0.03)
+    assert rough and "too roughly" in rough.message
+    kept = ex02.few_target_images(0.57, 500, run, 500, spread=0.03)
+    assert not kept and "still 500" in kept.message
+    stale = ex02.few_target_images(0.57, 16, run, 500, spread=0.03)
+    assert not stale and "still used them" in stale.message and "0.55" not in stale.message
+    other = ex02.few_target_images(0.40, 16, run, 500, spread=0.03)
+    assert not other and "0.55" not in other.message
+    assert "handful" in ex02.few_target_images(0.5, 100, run, 500, spread=0.03).message
+    assert "two" in ex02.few_target_images(0.5, 1, run, 500, spread=0.03).message
+    assert "not answered" in ex02.few_target_images(..., 16, run, 500, 0.03).message
 
 
 # ----- notebook 03 ---------------------------------------------------------------------------
