@@ -1,5 +1,6 @@
 """How far apart two domains are, and weights that make source images count like target ones
-(notebook 03 uses both; notebook 02, planned, will too).
+(notebook 02 writes the proxy A-distance and MMD out by hand; notebook 03 uses the proxy
+A-distance and the weights).
 
 Both work on features, one row per image (``cu.features.cached_features`` gives them):
 
