@@ -176,6 +176,22 @@ def _copy_for_check(value):
     return value
 
 
+def call_learner(fn, args, name, who="it"):
+    """Run a learner's function on ``args``: ``(result, None)``, or ``(None, feedback)`` when it
+    is not implemented, raises (reported by type and message, never as a traceback) or returns
+    None. ``who`` starts the feedback ("case 2 raised ..."). Test ``feedback is not None``: a
+    Feedback that reports a failure is falsy."""
+    try:
+        got = fn(*args)
+    except NotImplementedError:
+        return None, Feedback(False, "not implemented yet (it raises NotImplementedError).", name)
+    except Exception as err:  # the learner's code: report it, don't crash the notebook
+        return None, Feedback(False, f"{who} raised {type(err).__name__}: {err}", name)
+    if got is None:
+        return None, Feedback(False, f"{who} returned None: did you forget `return`?", name)
+    return got, None
+
+
 @never_raises
 def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
     """Run the learner's ``fn`` on ``cases`` — a list of ``(args, expected)`` — and compare.
@@ -190,14 +206,9 @@ def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
         return Feedback(False, "not a function yet: define it with `def` and pass it in.", name)
     for i, (args, expected) in enumerate(cases, start=1):
         args = args if isinstance(args, tuple) else (args,)
-        try:
-            got = fn(*map(_copy_for_check, args))
-        except NotImplementedError:
-            return Feedback(False, "not implemented yet (it raises NotImplementedError).", name)
-        except Exception as err:  # the learner's code: report it, don't crash the notebook
-            return Feedback(False, f"case {i} raised {type(err).__name__}: {err}", name)
-        if got is None:
-            return Feedback(False, f"case {i} returned None: did you forget `return`?", name)
+        got, failed = call_learner(fn, tuple(map(_copy_for_check, args)), name, f"case {i}")
+        if failed is not None:
+            return failed
         want = expected(*map(_copy_for_check, args)) if callable(expected) else expected
         if _close(got, want, rtol, atol):
             continue

@@ -4,6 +4,7 @@ from torch import nn
 
 import course_utils as cu
 from course_utils.checks import (
+    call_learner,
     check_between,
     check_function,
     check_prediction,
@@ -156,3 +157,17 @@ def test_an_unforeseen_answer_still_gets_feedback():
 
     fb = check_between(Weird(), 0, 1, name="accuracy")
     assert not fb and "RuntimeError" in fb.message and fb.name == "accuracy"
+
+
+def test_call_learner_returns_the_result_or_says_what_went_wrong():
+    assert call_learner(lambda a, b: a + b, (1, 2), "add") == (3, None)
+    for fn, words in [(lambda: 1 / 0, "it raised ZeroDivisionError"),
+                      (lambda: None, "it returned None"),
+                      (_not_implemented, "not implemented yet")]:
+        got, feedback = call_learner(fn, (), "f")
+        assert got is None and feedback is not None and not feedback and words in feedback.message
+    assert "case 2 raised" in call_learner(lambda: [][0], (), "f", who="case 2")[1].message
+
+
+def _not_implemented():
+    raise NotImplementedError

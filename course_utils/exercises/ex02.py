@@ -85,14 +85,9 @@ def adapt_batchnorm(fn, model, X):
                                name)
     given = copy.deepcopy(model).eval()
     before_stats, before_weights = _statistics(given), _weights(given)
-    try:
-        adapted = fn(given, X.clone())
-    except NotImplementedError:
-        return checks.Feedback(False, "not implemented yet (it raises NotImplementedError).", name)
-    except Exception as err:  # the learner's code: report it, don't crash the notebook
-        return checks.Feedback(False, f"raised {type(err).__name__}: {err}", name)
-    if adapted is None:
-        return checks.Feedback(False, "returned None: did you forget `return`?", name)
+    adapted, failed = checks.call_learner(fn, (given, X.clone()), name)
+    if failed is not None:
+        return failed
     if not isinstance(adapted, nn.Module):
         return checks.Feedback(False, f"returned a {type(adapted).__name__}, not a model.", name)
     if adapted is given or not _same(_statistics(given), before_stats, 0):

@@ -56,14 +56,9 @@ def validation_accuracy(fn, model, loader):
         return checks.Feedback(False, "not a function yet: define it with `def` and pass it in.", name)
     trap = copy.deepcopy(model).train()  # the notebook's model is never touched
     before = _batchnorm_statistics(trap)
-    try:
-        got = fn(trap, loader)
-    except NotImplementedError:
-        return checks.Feedback(False, "not implemented yet (it raises NotImplementedError).", name)
-    except Exception as err:  # the learner's code: report it, don't crash the notebook
-        return checks.Feedback(False, f"it raised {type(err).__name__}: {err}", name)
-    if got is None:
-        return checks.Feedback(False, "it returned None: did you forget `return`?", name)
+    got, failed = checks.call_learner(fn, (trap, loader), name)
+    if failed is not None:
+        return failed
     changed = any(not torch.equal(a, b) for a, b in zip(before, _batchnorm_statistics(trap),
                                                       strict=True))
     if changed:
