@@ -14,6 +14,7 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     files     whole-or-nothing writes, one writer per output folder (07)
     stats     accuracies with their noise: seeds, intervals; learning curves (01, 07, 08)
     domain    how far apart two domains are; importance weights     (02, 03)
+    results   the application notebooks' final figures, for the README (09-12)
     checks    exercise checking with feedback                       (every notebook)
     exercises the checks of each notebook's exercises               (every notebook)
     plot      images, learning curves                               (every notebook)
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
                "exercises", "plot", "finetune", "files", "widgets", "penalty",
-               "distributed", "domain", "inmemory"}
+               "distributed", "domain", "inmemory", "results"}
 
 
 def __getattr__(name):

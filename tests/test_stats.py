@@ -1,9 +1,11 @@
-"""cu.stats against references: the Wilson interval by its formula, and the verdicts of compare."""
+"""cu.stats against references: the Wilson interval by its formula, the verdicts of compare, and the
+bootstrap interval beside the binomial one."""
 
 import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score, roc_auc_score
 
 import course_utils as cu
 
@@ -91,3 +93,28 @@ def test_labels_to_reach_rejects_unordered_or_mismatched_budgets():
         cu.stats.labels_to_reach([10, 5], [0.5, 0.6], 0.55)
     with pytest.raises(ValueError, match="same"):
         cu.stats.labels_to_reach([5, 10], [0.5], 0.55)
+
+
+def test_the_bootstrap_interval_of_an_accuracy_is_close_to_the_binomial_one():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    predicted = np.where(rng.random(400) < 0.9, y, 1 - y)
+    low, high = cu.stats.bootstrap_interval(accuracy_score, y, predicted)
+    wilson = cu.stats.accuracy_interval((y == predicted).sum(), len(y))
+    assert low < (y == predicted).mean() < high
+    assert abs(low - wilson[0]) < 0.01 and abs(high - wilson[1]) < 0.01
+    assert cu.stats.bootstrap_interval(accuracy_score, y, predicted) == (low, high)  # seeded
+
+
+def test_the_bootstrap_interval_takes_any_metric_and_narrows_with_more_images():
+    rng = np.random.default_rng(2)
+    widths = []
+    for n in (100, 1600):
+        y = rng.integers(0, 2, n)
+        scores = 0.4 * y + 0.6 * rng.random(n)
+        low, high = cu.stats.bootstrap_interval(roc_auc_score, y, scores, n_resamples=500)
+        assert low <= roc_auc_score(y, scores) <= high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2.5  # about 1 / sqrt(16) = 1/4 as wide
+    with pytest.raises(ValueError, match="one entry per test image"):
+        cu.stats.bootstrap_interval(accuracy_score, [1, 0], [1])
