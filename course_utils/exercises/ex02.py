@@ -25,9 +25,9 @@ def farthest_prediction(prediction, gaps):
                                       f"write one of {sorted(gaps)} (as a string).", name)
     ranking = sorted(gaps, key=gaps.get, reverse=True)
     rank = ranking.index(prediction) + 1
-    why = ("Far, to these features, means unlike the photos ImageNet taught them: grey or "
-           "single-hued images, textures without objects, and tiny images enlarged, whose "
-           "blur no photo has.")
+    why = ("Far, to these features, means unlike the colour photos of objects ImageNet taught "
+           "them: the four farthest here are grey images, textures without objects, or "
+           "nearly one hue.")
     if rank == 1:
         return checks.Feedback(True, f"right: {prediction} is the farthest of the {len(ranking)} "
                                      f"in the table above. {why}", name)
