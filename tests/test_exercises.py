@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex15
+from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex10, ex15
 
 
 @pytest.fixture(scope="module")
@@ -754,6 +754,83 @@ def test_ex15_scaled_lr_names_each_mistake_without_the_answer():
         feedback = ex15.scaled_lr(wrong)
         assert not feedback and diagnosis in feedback.message, (diagnosis, feedback.message)
     assert "0.006" not in ex15.scaled_lr(lambda lr, b, n, p, a: 1.0).message  # case 1's answer
+
+
+# ----- notebook 10 ---------------------------------------------------------------------------
+
+def _probe_at(accuracies):
+    calls = []
+
+    def probe_at(size):
+        calls.append(size)
+        return accuracies[size]
+
+    return probe_at, calls
+
+
+def test_ex10_enlarged_probe_measures_again_and_judges_against_the_noise():
+    probe_at, calls = _probe_at({64: 0.900, 128: 0.930})
+    right = ex10.enlarged_probe("higher", 0.930, 128, probe_at, 2000)
+    assert right and "+3.0 points" in right.message and set(calls) == {64, 128}
+    wrong = ex10.enlarged_probe("same", 0.930, 128, probe_at, 2000)
+    assert not wrong and "'higher'" in wrong.message
+    # within the noise of 2,000 test images (about ±1.3 points at 0.90) a change is "same"
+    probe_at, _ = _probe_at({64: 0.900, 128: 0.905})
+    assert ex10.enlarged_probe("same", 0.905, 128, probe_at, 2000)
+    assert not ex10.enlarged_probe("higher", 0.905, 128, probe_at, 2000)
+    probe_at, _ = _probe_at({64: 0.900, 128: 0.850})
+    assert ex10.enlarged_probe("lower", 0.850, 128, probe_at, 2000)
+
+
+def test_ex10_enlarged_probe_names_each_slip():
+    probe_at, calls = _probe_at({64: 0.900, 128: 0.930})
+    assert "no prediction yet" in ex10.enlarged_probe(..., 0.93, 128, probe_at, 2000).message
+    assert "one of" in ex10.enlarged_probe("better", 0.93, 128, probe_at, 2000).message
+    assert "PROBE_SIZE = 128" in ex10.enlarged_probe("higher", ..., 128, probe_at, 2000).message
+    assert "PROBE_SIZE is 64" in ex10.enlarged_probe("higher", 0.90, 64, probe_at, 2000).message
+    assert "at 64 px" in ex10.enlarged_probe("higher", 0.90, 128, probe_at, 2000).message
+    stale = ex10.enlarged_probe("higher", 0.95, 128, probe_at, 2000)
+    assert not stale and "0.930" not in stale.message  # the check does not give the figure away
+    assert not ex10.enlarged_probe("higher", "a lot", 128, probe_at, 2000)  # feedback, not a crash
+
+
+CLASSES = ["crop", "forest", "river", "sea"]
+COUNTS = np.array([[50, 1, 0, 0],
+                   [2, 47, 0, 1],
+                   [0, 0, 45, 6],
+                   [0, 0, 3, 48]])  # river <-> sea: 9 both ways, the most
+
+
+def test_ex10_confused_pair_ranks_without_naming_the_answer():
+    right = ex10.confused_pair({"sea", "river"}, COUNTS, CLASSES)
+    assert right and "9 times" in right.message
+    assert ex10.confused_pair(["river", "sea"], COUNTS, CLASSES)  # any collection of two names
+    wrong = ex10.confused_pair({"crop", "forest"}, COUNTS, CLASSES)
+    assert not wrong and "3 times, rank 2 of 6" in wrong.message and "9 times" in wrong.message
+    assert "river" not in wrong.message and "sea" not in wrong.message
+    assert "no prediction yet" in ex10.confused_pair(..., COUNTS, CLASSES).message
+    assert "not a class" in ex10.confused_pair({"crop", "desert"}, COUNTS, CLASSES).message
+    assert "set of strings" in ex10.confused_pair("river", COUNTS, CLASSES).message
+    assert "two different" in ex10.confused_pair({"river"}, COUNTS, CLASSES).message
+
+
+def _recall_right(counts):
+    present = counts.sum(axis=1)
+    return np.divide(np.diag(counts), present, out=np.zeros(len(counts)), where=present > 0)
+
+
+def test_ex10_per_class_recall_agrees_with_sklearn_and_names_each_mistake():
+    assert ex10.per_class_recall(_recall_right)
+    assert ex10.per_class_recall(lambda c: list(_recall_right(c)))  # a list is fine too
+    for wrong, words in [(lambda c: np.diag(c) / np.maximum(c.sum(axis=0), 1), "precision"),
+                         (lambda c: np.diag(c) / c.sum(), "all the images"),
+                         (lambda c: np.diag(c), "counts of hits"),
+                         (lambda c: np.diag(c) / c.sum(axis=1), "NaN")]:
+        with np.errstate(invalid="ignore"):  # the last one divides 0 by 0 on purpose
+            feedback = ex10.per_class_recall(wrong)
+        assert not feedback and words in feedback.message, feedback.message
+    assert "not a function" in ex10.per_class_recall(...).message
+    assert "returned None" in ex10.per_class_recall(lambda c: None).message
 
 
 def _accumulate(model, micro_batches, optimizer):
