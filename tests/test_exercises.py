@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_curve
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex10, ex15
+from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex09, ex10, ex15
 
 
 @pytest.fixture(scope="module")
@@ -757,6 +758,85 @@ def test_ex15_scaled_lr_names_each_mistake_without_the_answer():
 
 
 # ----- notebook 10 ---------------------------------------------------------------------------
+
+def test_ex09_threshold_on_validation_judges_the_mean_change_against_the_noise():
+    at_half, at_val = [0.90, 0.90, 0.88], [0.81, 0.81, 0.87]  # like the notebook's runs
+    right = ex09.threshold_on_validation("lower", at_half, at_val, 624)
+    assert right and "lower in 3 of 3" in right.message and "another population" in right.message
+    wrong = ex09.threshold_on_validation("higher", at_half, at_val, 624)
+    assert not wrong and "'lower'" in wrong.message
+    # 624 test images resolve about ±2.4 points at 0.89: a one-point change is "same"
+    assert ex09.threshold_on_validation("same", [0.89, 0.89], [0.90, 0.88], 624)
+    assert ex09.threshold_on_validation("higher", [0.80, 0.80], [0.86, 0.85], 624)
+
+
+def test_ex09_threshold_on_validation_names_each_slip():
+    assert "no prediction yet" in ex09.threshold_on_validation(..., [0.9], [0.8], 624).message
+    assert "one of" in ex09.threshold_on_validation("worse", [0.9], [0.8], 624).message
+    assert not ex09.threshold_on_validation("lower", "n/a", [0.8], 624)  # feedback, not a crash
+
+
+def _threshold_right(y_true, scores, target):
+    positive = np.sort(scores[y_true == 1])[::-1]
+    return positive[math.ceil(target * len(positive)) - 1]
+
+
+def test_ex09_threshold_for_sensitivity_agrees_with_the_roc_curve_and_names_each_mistake():
+    assert ex09.threshold_for_sensitivity(_threshold_right)
+    # a threshold just below the right score calls the same images positive: also right
+    assert ex09.threshold_for_sensitivity(lambda y, s, t: _threshold_right(y, s, t) - 1e-9)
+
+    def specificity(y, s, t):
+        negative = np.sort(s[y == 0])
+        return negative[math.ceil(t * len(negative)) - 1] + 1e-12
+
+    def youden(y, s, t):
+        fpr, tpr, thresholds = roc_curve(y, s)
+        return thresholds[np.argmax(tpr - fpr)]
+
+    def one_short(y, s, t):
+        positive = np.sort(s[y == 1])[::-1]
+        return positive[math.floor(t * len(positive)) - 1]
+
+    for wrong, words in [(specificity, "specificity"), (lambda y, s, t: s.min(), "every image"),
+                         (youden, "Youden"), (one_short, "one positive case short")]:
+        feedback = ex09.threshold_for_sensitivity(wrong)
+        assert not feedback and words in feedback.message, feedback.message
+    assert "not a function" in ex09.threshold_for_sensitivity(...).message
+    assert "returned None" in ex09.threshold_for_sensitivity(lambda y, s, t: None).message
+    assert "raised" in ex09.threshold_for_sensitivity(lambda y, s, t: "high").message
+
+
+def _recall_with(recalls):
+    calls = []
+
+    def recall_with(class_weight):
+        calls.append(class_weight)
+        return recalls[class_weight]
+
+    return recall_with, calls
+
+
+def test_ex09_unweighted_probe_measures_again_and_judges_against_the_noise():
+    recall_with, calls = _recall_with({"balanced": 0.85, None: 0.70})
+    right = ex09.unweighted_probe("lower", 0.70, None, recall_with, 234)
+    assert right and "-15.0 points" in right.message and set(calls) == {"balanced", None}
+    assert not ex09.unweighted_probe("same", 0.70, None, recall_with, 234)
+    # 234 normal X-rays resolve about ±4.6 points at 0.85: a two-point change is "same"
+    recall_with, _ = _recall_with({"balanced": 0.85, None: 0.83})
+    assert ex09.unweighted_probe("same", 0.83, None, recall_with, 234)
+
+
+def test_ex09_unweighted_probe_names_each_slip():
+    recall_with, _ = _recall_with({"balanced": 0.85, None: 0.70})
+    assert "no prediction yet" in ex09.unweighted_probe(..., 0.7, None, recall_with, 234).message
+    assert "one of" in ex09.unweighted_probe("down", 0.7, None, recall_with, 234).message
+    assert "CLASS_WEIGHT = None" in ex09.unweighted_probe("lower", ..., None, recall_with, 234).message
+    assert "'balanced'" in ex09.unweighted_probe("lower", 0.85, "balanced", recall_with, 234).message
+    assert "with class weights" in ex09.unweighted_probe("lower", 0.85, None, recall_with, 234).message
+    stale = ex09.unweighted_probe("lower", 0.60, None, recall_with, 234)
+    assert not stale and "0.700" not in stale.message  # the check does not give the figure away
+
 
 def _probe_at(accuracies):
     calls = []
