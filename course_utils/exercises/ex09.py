@@ -3,44 +3,22 @@
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from course_utils import checks, stats
-
-CHANGES = ("higher", "lower", "same")
-
-
-def _outcome(after, before, n_images):
-    """"higher", "lower" or "same": the change from ``before`` to ``after`` (shares of
-    ``n_images``), against half the width of the 95 % Wilson interval of ``before``."""
-    low, high = stats.accuracy_interval(round(before * n_images), n_images)
-    if abs(after - before) <= (high - low) / 2:
-        return "same"
-    return "higher" if after > before else "lower"
-
-
-def _prediction_feedback(prediction, name):
-    """Feedback for a missing or malformed prediction, or None when it is one of CHANGES."""
-    if checks.unanswered(prediction):
-        return checks.Feedback(False, "no prediction yet: write down your guess before you run "
-                                      "the measurement.", name)
-    if prediction not in CHANGES:
-        return checks.Feedback(False, f"the prediction is one of {', '.join(map(repr, CHANGES))}, "
-                                      f"not {prediction!r}.", name)
-    return None
+from course_utils import checks
+from course_utils.exercises import predictions
 
 
 @checks.never_raises
 def threshold_on_validation(prediction, at_half, at_validation_threshold, n_test):
-    """Exercise 1 (predict first): does a threshold chosen on the validation split raise test accuracy?
+    """Exercise 2 (predict first): does a threshold chosen on the validation split raise test accuracy?
 
     ``at_half`` and ``at_validation_threshold`` are the test accuracies of the same runs, at 0.5
     and at the threshold each run chose on its validation images; ``n_test`` the number of test
     images. The mean change is judged against what one accuracy on ``n_test`` images can resolve."""
     name = "the threshold chosen on validation"
-    malformed = _prediction_feedback(prediction, name)
+    malformed = predictions.malformed(prediction, name)
     if malformed is not None:
         return malformed
     before, after = np.asarray(at_half, dtype=float), np.asarray(at_validation_threshold, dtype=float)
-    outcome = _outcome(after.mean(), before.mean(), n_test)
     lower = int((after < before).sum())
     change = (f"over {len(before)} runs, test accuracy went from {before.mean():.3f} at 0.5 to "
               f"{after.mean():.3f} at the validation threshold, lower in {lower} of {len(before)}")
@@ -51,10 +29,8 @@ def threshold_on_validation(prediction, at_half, at_validation_threshold, n_test
            "higher": "Here the validation images resembled the test images enough for their "
                      "threshold to carry over.",
            "same": "That is within what one accuracy on this many test images can resolve: the "
-                   "threshold moved few test images across the line."}[outcome]
-    verdict = "right" if prediction == outcome else f"you predicted {prediction!r}, but"
-    return checks.Feedback(prediction == outcome, f"{verdict}: {change}, which counts as "
-                                                  f"{outcome!r}. {why}", name)
+                   "threshold moved few test images across the line."}
+    return predictions.judge(prediction, before.mean(), after.mean(), n_test, change, why, name)
 
 
 def _sensitivity_threshold(y_true, scores, target):
@@ -101,7 +77,7 @@ def _as_calls(threshold_fn):
 
 @checks.never_raises
 def threshold_for_sensitivity(fn):
-    """Exercise 2: the learner's ``threshold_for_sensitivity(y_true, scores, target)``.
+    """Exercise 3: the learner's ``threshold_for_sensitivity(y_true, scores, target)``.
 
     It is compared with sklearn's ROC curve by what its threshold does (the images it calls
     positive), on made-up validation scores; known mistakes are named."""
@@ -131,7 +107,7 @@ def threshold_for_sensitivity(fn):
 
 @checks.never_raises
 def unweighted_probe(prediction, recall, class_weight, recall_with, n_minority):
-    """Exercise 3 (predict, change the code and observe): the probe without class weights.
+    """Exercise 1 (predict, change the code and observe): the probe without class weights.
 
     ``prediction`` is the learner's "higher", "lower" or "same" for the test recall of the
     minority class (normal X-rays) once the weights are gone; ``recall`` what the changed cell
@@ -139,7 +115,7 @@ def unweighted_probe(prediction, recall, class_weight, recall_with, n_minority):
     notebook's cached probe, run again here with and without weights; ``n_minority`` the number
     of test images of that class, which sets what counts as "same"."""
     name = "the probe without class weights"
-    malformed = _prediction_feedback(prediction, name)
+    malformed = predictions.malformed(prediction, name)
     if malformed is not None:
         return malformed
     if checks.unanswered(recall):  # (None is an answer for class_weight: no weights)
@@ -151,15 +127,12 @@ def unweighted_probe(prediction, recall, class_weight, recall_with, n_minority):
                                       "None (every image counts the same). Change it in the cell "
                                       "above and run that cell again.", name)
     weighted, unweighted = recall_with("balanced"), recall_with(None)
-    if abs(float(recall) - unweighted) > 5e-4:
-        if abs(float(recall) - weighted) <= 5e-4:
-            return checks.Feedback(False, "that is the recall with class weights, printed before "
-                                          "the change: run the cell again with CLASS_WEIGHT = None "
-                                          "and store the new figure.", name)
-        return checks.Feedback(False, f"{float(recall):.3f} is not what the cell prints without "
-                                      "weights; store recall_with(CLASS_WEIGHT), or copy its "
-                                      "printed value.", name)
-    outcome = _outcome(unweighted, weighted, n_minority)
+    wrong = predictions.stored_figure(recall, weighted, unweighted, name,
+                                      "the recall with class weights", "with CLASS_WEIGHT = None",
+                                      "without weights; store recall_with(CLASS_WEIGHT), or copy "
+                                      "its printed value")
+    if wrong is not None:
+        return wrong
     change = (f"the recall of normal X-rays went from {weighted:.3f} with class weights to "
               f"{unweighted:.3f} without ({100 * (unweighted - weighted):+.1f} points on "
               f"{n_minority} test images)")
@@ -169,7 +142,5 @@ def unweighted_probe(prediction, recall, class_weight, recall_with, n_minority):
            "higher": "Here the unweighted probe leaned toward the rarer class, which is unusual: "
                      "look at the balance of the training split.",
            "same": "That is within what a recall on this many images can resolve: here the "
-                   "weights did not move the rarer class."}[outcome]
-    verdict = "right" if prediction == outcome else f"you predicted {prediction!r}, but"
-    return checks.Feedback(prediction == outcome, f"{verdict}: {change}, which counts as "
-                                                  f"{outcome!r}. {why}", name)
+                   "weights did not move the rarer class."}
+    return predictions.judge(prediction, weighted, unweighted, n_minority, change, why, name)

@@ -5,18 +5,8 @@ from collections.abc import Collection
 import numpy as np
 from sklearn.metrics import recall_score
 
-from course_utils import checks, stats
-
-CHANGES = ("higher", "lower", "same")
-
-
-def _outcome(enlarged, original, n_test):
-    """"higher", "lower" or "same": the change, against what one accuracy on n_test images can
-    resolve (half the width of its 95 % Wilson interval)."""
-    low, high = stats.accuracy_interval(round(original * n_test), n_test)
-    if abs(enlarged - original) <= (high - low) / 2:
-        return "same"
-    return "higher" if enlarged > original else "lower"
+from course_utils import checks
+from course_utils.exercises import predictions
 
 
 @checks.never_raises
@@ -28,12 +18,9 @@ def enlarged_probe(prediction, accuracy, size, probe_at, n_test):
     is the notebook's cached probe, run again here for 64 and 128 px; ``n_test`` the number of
     test images, which sets what counts as "same"."""
     name = "the enlarged probe"
-    if checks.unanswered(prediction):
-        return checks.Feedback(False, "no prediction yet: write down your guess before you run "
-                                      "the measurement.", name)
-    if prediction not in CHANGES:
-        return checks.Feedback(False, f"the prediction is one of {', '.join(map(repr, CHANGES))}, "
-                                      f"not {prediction!r}.", name)
+    malformed = predictions.malformed(prediction, name)
+    if malformed is not None:
+        return malformed
     if checks.unanswered(accuracy) or checks.unanswered(size):
         return checks.Feedback(False, "set PROBE_SIZE = 128, run the cell, and store the accuracy "
                                       "it prints in probe_accuracy_128.", name)
@@ -41,15 +28,12 @@ def enlarged_probe(prediction, accuracy, size, probe_at, n_test):
         return checks.Feedback(False, f"PROBE_SIZE is {size}; the exercise asks for 128. Change "
                                       "it in the cell above and run that cell again.", name)
     original, enlarged = probe_at(64), probe_at(128)
-    if abs(float(accuracy) - enlarged) > 5e-4:
-        if abs(float(accuracy) - original) <= 5e-4:
-            return checks.Feedback(False, "that is the accuracy at 64 px, printed before the "
-                                          "change: run the cell again with PROBE_SIZE = 128 and "
-                                          "store the new figure.", name)
-        return checks.Feedback(False, f"{float(accuracy):.3f} is not what the cell prints at "
-                                      "128 px; store probe_at(PROBE_SIZE), or copy its printed "
-                                      "value.", name)
-    outcome = _outcome(enlarged, original, n_test)
+    wrong = predictions.stored_figure(accuracy, original, enlarged, name,
+                                      "the accuracy at 64 px", "with PROBE_SIZE = 128",
+                                      "at 128 px; store probe_at(PROBE_SIZE), or copy its "
+                                      "printed value")
+    if wrong is not None:
+        return wrong
     change = (f"the probe went from {original:.3f} at 64 px to {enlarged:.3f} at 128 px "
               f"({100 * (enlarged - original):+.1f} points on {n_test} test images)")
     why = {"higher": "Enlarging adds no detail, but it brings fields, roads and roofs closer to "
@@ -59,10 +43,8 @@ def enlarged_probe(prediction, accuracy, size, probe_at, n_test):
                     "the enlargement, their textures no longer look like the photos the filters "
                     "learned from.",
            "same": "That is within what one accuracy on this many test images can resolve: "
-                   "here the size did not matter to the frozen features."}[outcome]
-    verdict = "right" if prediction == outcome else f"you predicted {prediction!r}, but"
-    return checks.Feedback(prediction == outcome, f"{verdict}: {change}, which counts as "
-                                                  f"{outcome!r}. {why}", name)
+                   "here the size did not matter to the frozen features."}
+    return predictions.judge(prediction, original, enlarged, n_test, change, why, name)
 
 
 @checks.never_raises
