@@ -7,6 +7,7 @@ Notebook 01 writes all of this out by hand; later notebooks call it:
     steps = cu.inmemory.train(model, X, y, lr=3e-3, epochs=15, min_steps=150, seed=0)
     cu.inmemory.test_accuracy(model, X_test, y_test)
     features = cu.inmemory.outputs(model[:-1], X).numpy()  # the body's features, eval mode
+    views = cu.inmemory.dihedral_views(X)                 # 8 flips and quarter turns of X
 
 ``train`` draws every batch at random, with replacement (or, given ``weights``, each image in
 proportion to its weight), flips and turns each image by a random multiple of 90 degrees, and
@@ -53,6 +54,15 @@ def flip_rotate(X, generator):
     turns = torch.randint(4, (len(X),), generator=generator)
     X = torch.stack([torch.rot90(x, int(k), dims=(1, 2)) for x, k in zip(X, turns, strict=True)])
     return X.contiguous(memory_format=torch.channels_last)
+
+
+def dihedral_views(X):
+    """The 8 flips and quarter turns of every image in X ([N, 3, H, W]), the symmetries of a
+    square, as a list of 8 tensors like X: the 4 turns of X, then the 4 turns of its mirror image.
+    Notebook 10 writes it out; 11 calls it. Averaging a model's outputs over the views is
+    test-time augmentation, for images that have no "up" (satellite patches, steel surfaces)."""
+    return [torch.rot90(V, k, dims=(2, 3)).contiguous(memory_format=torch.channels_last)
+            for V in (X, X.flip(3)) for k in range(4)]
 
 
 def train(model, X, y, lr, epochs, min_steps, seed, weights=None, batch_size=BATCH):

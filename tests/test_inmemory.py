@@ -66,6 +66,20 @@ def test_flip_rotate_gives_one_of_the_eight_symmetries_of_each_image(images):
     assert torch.equal(out, augment_01(X, torch.Generator().manual_seed(1)))
 
 
+def test_dihedral_views_are_notebook_10s_eight_distinct_symmetries(images):
+    X, _ = images
+    views = cu.inmemory.dihedral_views(X)
+    by_hand = [torch.rot90(V, k, dims=(2, 3)) for V in (X, X.flip(3)) for k in range(4)]  # 10's cell
+    assert len(views) == 8 and all(torch.equal(v, w) for v, w in zip(views, by_hand, strict=True))
+    assert torch.equal(views[0], X) and torch.equal(views[4], X.flip(3))
+    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in views)
+    for i in range(8):  # a generic image: no two symmetries coincide
+        assert all(not torch.equal(views[i], views[j]) for j in range(i + 1, 8))
+    assert all(any(torch.equal(flipped[0], v[0]) for v in views)  # one of them, as flip_rotate draws
+               for flipped in [cu.inmemory.flip_rotate(X[:1], torch.Generator().manual_seed(s))
+                               for s in range(5)])
+
+
 def test_train_takes_the_same_steps_as_notebook_01s_loop(images):
     X, y = images
     torch.manual_seed(0)
