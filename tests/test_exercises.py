@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex09, ex10, ex15
+from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex09, ex10, ex11, ex15
 
 
 @pytest.fixture(scope="module")
@@ -911,6 +911,95 @@ def test_ex10_per_class_recall_agrees_with_sklearn_and_names_each_mistake():
         assert not feedback and words in feedback.message, feedback.message
     assert "not a function" in ex10.per_class_recall(...).message
     assert "returned None" in ex10.per_class_recall(lambda c: None).message
+
+
+# ----- notebook 11 ---------------------------------------------------------------------------
+
+def test_ex11_winner_at_one_label_judges_paired_draws():
+    nearest_mean = np.array([0.70, 0.66, 0.72, 0.61, 0.69, 0.65])
+    probe = nearest_mean - np.array([0.20, 0.15, 0.18, 0.12, 0.22, 0.17])
+    right = ex11.winner_at_one_label("nearest class mean", nearest_mean, probe)
+    assert right and "ahead in 6 of 6 draws" in right.message
+    wrong = ex11.winner_at_one_label("probe", nearest_mean, probe)
+    assert not wrong and "'nearest class mean'" in wrong.message and "you predicted 'probe'" in wrong.message
+    assert ex11.winner_at_one_label("probe", probe, nearest_mean)
+    # a mean difference within two standard errors of the paired differences is a tie
+    wobbly = nearest_mean + np.array([0.03, -0.04, 0.02, -0.03, 0.01, 0.0])
+    assert ex11.winner_at_one_label("tie", wobbly, nearest_mean)
+    assert not ex11.winner_at_one_label("nearest class mean", wobbly, nearest_mean)
+
+
+def test_ex11_winner_at_one_label_names_each_slip():
+    assert "no prediction yet" in ex11.winner_at_one_label(..., [0.7, 0.6], [0.5, 0.4]).message
+    assert "one of" in ex11.winner_at_one_label("NCM", [0.7, 0.6], [0.5, 0.4]).message
+    assert not ex11.winner_at_one_label("probe", "high", [0.5, 0.4])  # feedback, not a crash
+
+
+def test_ex11_views_measures_again_and_judges_against_the_noise():
+    probe_at, calls = _probe_at({1: 0.808, 8: 0.930})
+    right = ex11.views_at_five_labels("higher", 0.930, 8, probe_at, 360)
+    assert right and "+12.2 points" in right.message and set(calls) == {1, 8}
+    wrong = ex11.views_at_five_labels("same", 0.930, 8, probe_at, 360)
+    assert not wrong and "'higher'" in wrong.message
+    probe_at, _ = _probe_at({1: 0.900, 8: 0.910})  # within the noise of 360 test images
+    assert ex11.views_at_five_labels("same", 0.910, 8, probe_at, 360)
+    assert not ex11.views_at_five_labels("higher", 0.910, 8, probe_at, 360)
+
+
+def test_ex11_views_names_each_slip_without_the_figure():
+    probe_at, _ = _probe_at({1: 0.808, 8: 0.930})
+    assert "no prediction yet" in ex11.views_at_five_labels(..., 0.93, 8, probe_at, 360).message
+    assert "VIEWS = 8" in ex11.views_at_five_labels("higher", ..., 8, probe_at, 360).message
+    assert "VIEWS is 1" in ex11.views_at_five_labels("higher", 0.808, 1, probe_at, 360).message
+    assert "on one view" in ex11.views_at_five_labels("higher", 0.808, 8, probe_at, 360).message
+    stale = ex11.views_at_five_labels("higher", 0.95, 8, probe_at, 360)
+    assert not stale and "0.930" not in stale.message
+    assert not ex11.views_at_five_labels("higher", "a lot", 8, probe_at, 360)
+
+
+def _referral_right(confidence, correct, max_error):
+    order = np.argsort(-confidence)
+    error = np.cumsum(~correct[order]) / np.arange(1, len(order) + 1)
+    return confidence[order][np.flatnonzero(error <= max_error)[-1]]
+
+
+def _referral_by_loop(confidence, correct, max_error):
+    best = None
+    for t in sorted(confidence, reverse=True):
+        accepted = confidence >= t
+        if np.mean(~correct[accepted]) <= max_error:
+            best = t
+    return best
+
+
+def test_ex11_referral_threshold_accepts_what_the_reference_accepts():
+    assert ex11.referral_threshold(_referral_right)
+    assert ex11.referral_threshold(_referral_by_loop)
+    # a threshold halfway to the next confidence accepts the same images: also right
+    assert ex11.referral_threshold(lambda c, ok, e: _referral_right(c, ok, e) - 1e-9)
+
+
+def _first_break_by_loop(confidence, correct, max_error):
+    last = None
+    for t in sorted(confidence, reverse=True):
+        if np.mean(~correct[confidence >= t]) > max_error:
+            break
+        last = t
+    return last
+
+
+def test_ex11_referral_threshold_names_each_mistake():
+    for wrong, words in [
+        (lambda c, ok, e: ex11._accepting(c, ok, e, lambda w, a, n: w / n), "divided the mistakes by all"),
+        (lambda c, ok, e: np.quantile(c, e), "fixed share"),
+        (lambda c, ok, e: np.max(c), "only the most confident"),
+        (_first_break_by_loop, "stopped at the first threshold"),
+    ]:
+        feedback = ex11.referral_threshold(wrong)
+        assert not feedback and words in feedback.message, feedback.message
+    assert "not a function" in ex11.referral_threshold(...).message
+    assert "returned None" in ex11.referral_threshold(lambda c, ok, e: None).message
+    assert not ex11.referral_threshold(lambda c, ok, e: 1 / 0)  # feedback, not a traceback
 
 
 def _accumulate(model, micro_batches, optimizer):

@@ -1,0 +1,169 @@
+"""Exercises of notebook 11 (industrial defects with few labels: NEU steel surfaces)."""
+
+import numpy as np
+
+from course_utils import checks
+from course_utils.exercises import predictions
+
+WINNERS = ("nearest class mean", "probe", "tie")
+
+
+@checks.never_raises
+def winner_at_one_label(prediction, nearest_mean, probe):
+    """Exercise 1 (predict first): with one labelled image per class, which method wins?
+
+    ``nearest_mean`` and ``probe`` are the test accuracies of the two methods on the same draws
+    of labelled images, in the same order. A "tie" is a mean difference within two standard
+    errors of the paired differences: what this many draws can resolve."""
+    name = "the winner at one label per class"
+    if checks.unanswered(prediction):
+        return checks.Feedback(False, "no prediction yet: write down your guess before you run "
+                                      "the learning curve.", name)
+    if prediction not in WINNERS:
+        return checks.Feedback(False, f"the prediction is one of {', '.join(map(repr, WINNERS))}, "
+                                      f"not {prediction!r}.", name)
+    nearest_mean, probe = np.asarray(nearest_mean, dtype=float), np.asarray(probe, dtype=float)
+    difference = nearest_mean - probe
+    resolution = 2 * difference.std(ddof=1) / np.sqrt(len(difference))
+    if abs(difference.mean()) <= resolution:
+        result = "tie"
+    else:
+        result = "nearest class mean" if difference.mean() > 0 else "probe"
+    measured = (f"over {len(difference)} draws, the nearest class mean scored "
+                f"{nearest_mean.mean():.3f} and the probe {probe.mean():.3f}; the nearest class "
+                f"mean was ahead in {int((difference > 0).sum())} of {len(difference)} draws")
+    why = {"nearest class mean": "With one image per class, the class mean is that image's "
+                                 "features: nothing is fitted, so nothing can overfit. The "
+                                 "probe fits 1,280 weights per class to six images; any line "
+                                 "that separates six points does, and it picks one the test "
+                                 "images do not follow.",
+           "probe": "Here the fitted weights generalised better than the raw distances: the "
+                    "features that tell these classes apart outweighed the others.",
+           "tie": "Neither method is ahead by more than the draws can resolve."}
+    verdict = "right" if prediction == result else f"you predicted {prediction!r}, but"
+    return checks.Feedback(prediction == result,
+                           f"{verdict}: {measured}, which counts as {result!r}. {why[result]}",
+                           name)
+
+
+@checks.never_raises
+def views_at_five_labels(prediction, accuracy, views, probe_at, n_test):
+    """Exercise 2 (predict, change the code and observe): the probe on the 8 views of each image.
+
+    ``prediction`` is the learner's "higher", "lower" or "same", written before the run;
+    ``accuracy`` what the changed cell printed, ``views`` its ``VIEWS``; ``probe_at(views)`` is
+    the notebook's cached mean accuracy over the draws at five labels per class, run again here
+    for 1 and 8 views; ``n_test`` the number of test images, which sets what counts as "same"."""
+    name = "the probe on 8 views"
+    malformed = predictions.malformed(prediction, name)
+    if malformed is not None:
+        return malformed
+    if checks.unanswered(accuracy) or checks.unanswered(views):
+        return checks.Feedback(False, "set VIEWS = 8, run the cell, and store the mean accuracy "
+                                      "it prints in accuracy_8_views.", name)
+    if int(views) != 8:
+        return checks.Feedback(False, f"VIEWS is {views}; the exercise asks for 8. Change it in "
+                                      "the cell above and run that cell again.", name)
+    one, eight = probe_at(1), probe_at(8)
+    wrong = predictions.stored_figure(accuracy, one, eight, name,
+                                      "the mean accuracy on one view", "with VIEWS = 8",
+                                      "with 8 views; store probe_at(VIEWS), or copy its printed "
+                                      "value")
+    if wrong is not None:
+        return wrong
+    change = (f"the probe's mean accuracy at five labels per class went from {one:.3f} on one "
+              f"view to {eight:.3f} on 8 views ({100 * (eight - one):+.1f} points)")
+    why = {"higher": "A scratch turned by 90 degrees is still a scratch, so each labelled image "
+                     "counts eight times in training, and the test image's 8 views average out "
+                     "what one orientation gets wrong. Five labels become forty, at no cost to "
+                     "the inspectors.",
+           "lower": "Here the turned and mirrored copies misled the probe: its classes depend "
+                    "on orientation.",
+           "same": "That is within what one accuracy on this many test images can resolve: "
+                   "the views added nothing the five labels did not already give."}
+    return predictions.judge(prediction, one, eight, n_test, change, why, name)
+
+
+def _accepting(confidence, correct, max_error, error_of):
+    """The lowest threshold among the confidences at which ``error_of(wrong among the accepted,
+    accepted, all)`` is at most ``max_error``; every image at or above it is accepted."""
+    confidence, wrong = np.asarray(confidence, dtype=float), ~np.asarray(correct, dtype=bool)
+    order = np.argsort(-confidence, kind="stable")
+    accepted = np.arange(1, len(order) + 1)
+    error = error_of(np.cumsum(wrong[order]), accepted, len(order))
+    return confidence[order][np.flatnonzero(error <= max_error)[-1]]
+
+
+def _referral_threshold(confidence, correct, max_error):
+    """The reference: accept the most confident images for as long as the share of mistakes
+    among the accepted stays at most ``max_error``; the lowest such threshold."""
+    return _accepting(confidence, correct, max_error, lambda wrong, accepted, n: wrong / accepted)
+
+
+def _first_break(confidence, correct, max_error):
+    """A known mistake: walking down from the most confident image and stopping at the first
+    threshold whose error is over the target, although lower thresholds may meet it again."""
+    confidence, wrong = np.asarray(confidence, dtype=float), ~np.asarray(correct, dtype=bool)
+    order = np.argsort(-confidence, kind="stable")
+    error = np.cumsum(wrong[order]) / np.arange(1, len(order) + 1)
+    over = np.flatnonzero(error > max_error)
+    last = (over[0] - 1) if len(over) else len(order) - 1
+    return confidence[order][max(last, 0)]
+
+
+def _referral_cases():
+    """Made-up calibration images: confidences, and whether the model was right. The most
+    confident images are right, so every case has an answer; in each, the error among the
+    accepted crosses the target more than once on the way down."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for n, max_error in [(60, 0.05), (120, 0.03), (90, 0.1)]:
+        confidence = np.sort(rng.beta(8, 1.5, n))[::-1]
+        correct = rng.uniform(size=n) < confidence  # right about as often as it is confident
+        correct[:40] = True
+        correct[3] = False  # an early mistake: the share of mistakes crosses the target, then recovers
+        order = rng.permutation(n)
+        cases.append((confidence[order], correct[order], max_error))
+    return cases
+
+
+def _as_accepted(threshold_fn):
+    """What a threshold does: which images it accepts (``confidence >= t``). Two thresholds
+    between the same neighbouring confidences are the same answer."""
+    def accepted(confidence, correct, max_error):
+        threshold = threshold_fn(confidence, correct, max_error)
+        if threshold is None:
+            return None
+        return (np.asarray(confidence) >= float(threshold)).astype(float)
+    accepted.__name__ = getattr(threshold_fn, "__name__", "referral_threshold")
+    return accepted
+
+
+@checks.never_raises
+def referral_threshold(fn):
+    """Exercise 3: the learner's ``referral_threshold(confidence, correct, max_error)``.
+
+    It is compared with the reference by what its threshold does (the images it accepts), on
+    made-up calibration images; known mistakes are named."""
+    mistakes = [
+        (_as_accepted(lambda c, ok, e: _accepting(c, ok, e, lambda w, a, n: w / n)),
+         "you divided the mistakes by all the images; the target is the share of mistakes among "
+         "the images the threshold accepts (those at or above it), which are fewer."),
+        (_as_accepted(lambda c, ok, e: np.quantile(np.asarray(c, dtype=float), e)),
+         "that refers a fixed share of the images (a budget, as in the lesson): the least "
+         "confident max_error of them. Here the target is the error among the accepted images, "
+         "whatever share that refers."),
+        (_as_accepted(lambda c, ok, e: np.max(np.asarray(c, dtype=float))),
+         "that accepts only the most confident image: its error is 0, but every other image goes "
+         "to the inspector. Look for the lowest threshold that meets the target."),
+        (_as_accepted(_first_break),
+         "you stopped at the first threshold whose error is over the target. The share of "
+         "mistakes can fall back under it further down, when right answers follow a mistake: "
+         "check every threshold and keep the lowest that meets the target."),
+    ]
+    if checks.unanswered(fn) or not callable(fn):
+        return checks.check_function(fn, [], name="referral_threshold")
+    return checks.check_function(_as_accepted(fn),
+                                 [(case, _as_accepted(_referral_threshold))
+                                  for case in _referral_cases()],
+                                 name="referral_threshold", mistakes=mistakes)
