@@ -220,6 +220,32 @@ def check_function(fn, cases, name=None, rtol=1e-4, atol=1e-6, mistakes=()):
     return Feedback(True, f"all {len(cases)} cases correct.", name)
 
 
+def _selection(threshold_fn, scores_at, name):
+    """What a threshold does: which items of ``args[scores_at]`` score at or above it."""
+    def selected(*args):
+        threshold = threshold_fn(*args)
+        if threshold is None:
+            return None
+        return (np.asarray(args[scores_at]) >= float(threshold)).astype(float)
+    selected.__name__ = getattr(threshold_fn, "__name__", name)
+    return selected
+
+
+def check_threshold(fn, cases, reference, scores_at, name, mistakes=()):
+    """Check the learner's function that returns a threshold by what the threshold does: which
+    items of its argument number ``scores_at`` score at or above it, case by case, against the
+    ``reference`` function's threshold. Two thresholds between the same neighbouring scores are
+    the same answer. ``mistakes`` holds ``(wrong_threshold_fn, diagnosis)``, as in
+    ``check_function`` (09's threshold for a sensitivity, 11's referral threshold)."""
+    if unanswered(fn) or not callable(fn):
+        return check_function(fn, [], name=name)
+    return check_function(_selection(fn, scores_at, name),
+                          [(case, _selection(reference, scores_at, name)) for case in cases],
+                          name=name,
+                          mistakes=[(_selection(wrong, scores_at, name), diagnosis)
+                                    for wrong, diagnosis in mistakes])
+
+
 @never_raises
 def check_between(answer, low, high, name="answer", hint=""):
     """Check that a measured number (an accuracy, a loss) lies in ``[low, high]``."""

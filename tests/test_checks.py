@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -171,3 +172,21 @@ def test_call_learner_returns_the_result_or_says_what_went_wrong():
 
 def _not_implemented():
     raise NotImplementedError
+
+
+def test_a_threshold_is_judged_by_the_items_it_selects():
+    scores = np.array([0.9, 0.2, 0.7, 0.4])
+    cases = [(scores, 0.5)]  # (scores, cut): the reference keeps the scores at or above the cut
+
+    def reference(s, cut):
+        return s[s >= cut].min()
+
+    assert cu.checks.check_threshold(reference, cases, reference, scores_at=0, name="t")
+    # another threshold between the same neighbouring scores selects the same items: right too
+    assert cu.checks.check_threshold(lambda s, cut: 0.45, cases, reference, scores_at=0, name="t")
+    too_high = cu.checks.check_threshold(lambda s, cut: 0.8, cases, reference, scores_at=0, name="t",
+                                         mistakes=[(lambda s, cut: s.max(), "only the top one")])
+    assert not too_high and "only the top one" in too_high.message
+    assert not cu.checks.check_threshold(lambda s, cut: 0.1, cases, reference, scores_at=0, name="t")
+    assert "not a function" in cu.checks.check_threshold(..., cases, reference, scores_at=0, name="t").message
+    assert "returned None" in cu.checks.check_threshold(lambda s, cut: None, cases, reference, 0, "t").message

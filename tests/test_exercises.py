@@ -14,7 +14,20 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 import course_utils as cu
-from course_utils.exercises import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex09, ex10, ex11, ex15
+from course_utils.exercises import (
+    ex00,
+    ex01,
+    ex02,
+    ex03,
+    ex04,
+    ex05,
+    ex06,
+    ex07,
+    ex09,
+    ex10,
+    ex11,
+    ex15,
+)
 
 
 @pytest.fixture(scope="module")

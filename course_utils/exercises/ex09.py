@@ -63,18 +63,6 @@ def _threshold_cases():
     return cases
 
 
-def _as_calls(threshold_fn):
-    """What a threshold does: which images it calls positive (``scores >= t``). Two thresholds
-    between the same neighbouring scores are the same answer."""
-    def calls(y_true, scores, target):
-        threshold = threshold_fn(y_true, scores, target)
-        if threshold is None:
-            return None
-        return (np.asarray(scores) >= float(threshold)).astype(float)
-    calls.__name__ = getattr(threshold_fn, "__name__", "threshold_for_sensitivity")
-    return calls
-
-
 @checks.never_raises
 def threshold_for_sensitivity(fn):
     """Exercise 3: the learner's ``threshold_for_sensitivity(y_true, scores, target)``.
@@ -82,27 +70,24 @@ def threshold_for_sensitivity(fn):
     It is compared with sklearn's ROC curve by what its threshold does (the images it calls
     positive), on made-up validation scores; known mistakes are named."""
     mistakes = [
-        (_as_calls(_specificity_threshold),
+        (_specificity_threshold,
          "that threshold reaches the target for class 0 (specificity: the share of healthy "
          "cases cleared). Sensitivity is the share of the positive cases, y_true == 1, that "
          "score at or above the threshold."),
-        (_as_calls(lambda y, s, t: np.min(s)),
+        (lambda y, s, t: np.min(s),
          "that calls every image positive: sensitivity 1, but every healthy case flagged. Look "
          "for the highest threshold that still reaches the target."),
-        (_as_calls(_youden_threshold),
+        (_youden_threshold,
          "that is the threshold with the largest sensitivity + specificity - 1 (Youden's J), "
          "the notebook's choice above. Here the sensitivity is fixed first: the highest threshold "
          "at which it reaches the target."),
-        (_as_calls(lambda y, s, t: np.sort(np.asarray(s)[np.asarray(y) == 1])[::-1][
-                       int(np.floor(t * np.sum(np.asarray(y) == 1))) - 1]),
+        (lambda y, s, t: np.sort(np.asarray(s)[np.asarray(y) == 1])[::-1][
+            int(np.floor(t * np.sum(np.asarray(y) == 1))) - 1],
          "one positive case short: at that threshold the sensitivity is just below the target. "
          "Check your rounding, or compare with >= rather than >."),
     ]
-    if checks.unanswered(fn) or not callable(fn):
-        return checks.check_function(fn, [], name="threshold_for_sensitivity")
-    return checks.check_function(_as_calls(fn),
-                                 [(case, _as_calls(_sensitivity_threshold)) for case in _threshold_cases()],
-                                 name="threshold_for_sensitivity", mistakes=mistakes)
+    return checks.check_threshold(fn, _threshold_cases(), _sensitivity_threshold, scores_at=1,
+                                  name="threshold_for_sensitivity", mistakes=mistakes)
 
 
 @checks.never_raises

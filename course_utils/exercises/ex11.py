@@ -16,12 +16,9 @@ def winner_at_one_label(prediction, nearest_mean, probe):
     of labelled images, in the same order. A "tie" is a mean difference within two standard
     errors of the paired differences: what this many draws can resolve."""
     name = "the winner at one label per class"
-    if checks.unanswered(prediction):
-        return checks.Feedback(False, "no prediction yet: write down your guess before you run "
-                                      "the learning curve.", name)
-    if prediction not in WINNERS:
-        return checks.Feedback(False, f"the prediction is one of {', '.join(map(repr, WINNERS))}, "
-                                      f"not {prediction!r}.", name)
+    malformed = predictions.malformed(prediction, name, choices=WINNERS)
+    if malformed is not None:
+        return malformed
     nearest_mean, probe = np.asarray(nearest_mean, dtype=float), np.asarray(probe, dtype=float)
     difference = nearest_mean - probe
     resolution = 2 * difference.std(ddof=1) / np.sqrt(len(difference))
@@ -127,18 +124,6 @@ def _referral_cases():
     return cases
 
 
-def _as_accepted(threshold_fn):
-    """What a threshold does: which images it accepts (``confidence >= t``). Two thresholds
-    between the same neighbouring confidences are the same answer."""
-    def accepted(confidence, correct, max_error):
-        threshold = threshold_fn(confidence, correct, max_error)
-        if threshold is None:
-            return None
-        return (np.asarray(confidence) >= float(threshold)).astype(float)
-    accepted.__name__ = getattr(threshold_fn, "__name__", "referral_threshold")
-    return accepted
-
-
 @checks.never_raises
 def referral_threshold(fn):
     """Exercise 3: the learner's ``referral_threshold(confidence, correct, max_error)``.
@@ -146,24 +131,20 @@ def referral_threshold(fn):
     It is compared with the reference by what its threshold does (the images it accepts), on
     made-up calibration images; known mistakes are named."""
     mistakes = [
-        (_as_accepted(lambda c, ok, e: _accepting(c, ok, e, lambda w, a, n: w / n)),
+        (lambda c, ok, e: _accepting(c, ok, e, lambda w, a, n: w / n),
          "you divided the mistakes by all the images; the target is the share of mistakes among "
          "the images the threshold accepts (those at or above it), which are fewer."),
-        (_as_accepted(lambda c, ok, e: np.quantile(np.asarray(c, dtype=float), e)),
+        (lambda c, ok, e: np.quantile(np.asarray(c, dtype=float), e),
          "that refers a fixed share of the images (a budget, as in the lesson): the least "
          "confident max_error of them. Here the target is the error among the accepted images, "
          "whatever share that refers."),
-        (_as_accepted(lambda c, ok, e: np.max(np.asarray(c, dtype=float))),
+        (lambda c, ok, e: np.max(np.asarray(c, dtype=float)),
          "that accepts only the most confident image: its error is 0, but every other image goes "
          "to the inspector. Look for the lowest threshold that meets the target."),
-        (_as_accepted(_first_break),
+        (_first_break,
          "you stopped at the first threshold whose error is over the target. The share of "
          "mistakes can fall back under it further down, when right answers follow a mistake: "
          "check every threshold and keep the lowest that meets the target."),
     ]
-    if checks.unanswered(fn) or not callable(fn):
-        return checks.check_function(fn, [], name="referral_threshold")
-    return checks.check_function(_as_accepted(fn),
-                                 [(case, _as_accepted(_referral_threshold))
-                                  for case in _referral_cases()],
-                                 name="referral_threshold", mistakes=mistakes)
+    return checks.check_threshold(fn, _referral_cases(), _referral_threshold, scores_at=0,
+                                  name="referral_threshold", mistakes=mistakes)

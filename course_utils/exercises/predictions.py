@@ -1,4 +1,4 @@
-"""Shared by the exercises that ask for a prediction before a measurement (09, 10).
+"""Shared by the exercises that ask for a prediction before a measurement (09, 10, 11).
 
 The learner writes "higher", "lower" or "same" before a cell runs; the check measures the
 change itself and counts it as "same" when it is within what one figure on the test images can
@@ -19,13 +19,14 @@ def outcome(after, before, n_images):
     return "higher" if after > before else "lower"
 
 
-def malformed(prediction, name):
-    """Feedback for a missing or malformed prediction, or None when it is one of CHANGES."""
+def malformed(prediction, name, choices=CHANGES):
+    """Feedback for a missing or malformed prediction, or None when it is one of ``choices``
+    (11 asks which method wins, with its own choices)."""
     if checks.unanswered(prediction):
         return checks.Feedback(False, "no prediction yet: write down your guess before you run "
                                       "the measurement.", name)
-    if prediction not in CHANGES:
-        return checks.Feedback(False, f"the prediction is one of {', '.join(map(repr, CHANGES))}, "
+    if prediction not in choices:
+        return checks.Feedback(False, f"the prediction is one of {', '.join(map(repr, choices))}, "
                                       f"not {prediction!r}.", name)
     return None
 
