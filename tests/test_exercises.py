@@ -1003,7 +1003,8 @@ def _first_break_by_loop(confidence, correct, max_error):
 
 def test_ex11_referral_threshold_names_each_mistake():
     for wrong, words in [
-        (lambda c, ok, e: ex11._accepting(c, ok, e, lambda w, a, n: w / n), "divided the mistakes by all"),
+        (lambda c, ok, e: np.sort(c)[::-1][np.flatnonzero(np.cumsum(~ok[np.argsort(-c)]) / len(c) <= e)[-1]],
+         "divided the mistakes by all"),
         (lambda c, ok, e: np.quantile(c, e), "fixed share"),
         (lambda c, ok, e: np.max(c), "only the most confident"),
         (_first_break_by_loop, "stopped at the first threshold"),

@@ -31,7 +31,7 @@ def winner_at_one_label(prediction, nearest_mean, probe):
                 f"mean was ahead in {int((difference > 0).sum())} of {len(difference)} draws")
     why = {"nearest class mean": "With one image per class, the class mean is that image's "
                                  "features: nothing is fitted, so nothing can overfit. The "
-                                 "probe fits 1,280 weights per class to six images; any line "
+                                 "probe fits 1,281 weights per class to six images; any line "
                                  "that separates six points does, and it picks one the test "
                                  "images do not follow.",
            "probe": "Here the fitted weights generalised better than the raw distances: the "
@@ -81,31 +81,34 @@ def views_at_five_labels(prediction, accuracy, views, probe_at, n_test):
     return predictions.judge(prediction, one, eight, n_test, change, why, name)
 
 
-def _accepting(confidence, correct, max_error, error_of):
-    """The lowest threshold among the confidences at which ``error_of(wrong among the accepted,
-    accepted, all)`` is at most ``max_error``; every image at or above it is accepted."""
+def _walk_down(confidence, correct):
+    """The confidences from the most confident image down, and the share of mistakes among the
+    images at or above each: the error a threshold at that confidence lets through."""
     confidence, wrong = np.asarray(confidence, dtype=float), ~np.asarray(correct, dtype=bool)
     order = np.argsort(-confidence, kind="stable")
-    accepted = np.arange(1, len(order) + 1)
-    error = error_of(np.cumsum(wrong[order]), accepted, len(order))
-    return confidence[order][np.flatnonzero(error <= max_error)[-1]]
+    return confidence[order], np.cumsum(wrong[order]), np.arange(1, len(order) + 1)
 
 
 def _referral_threshold(confidence, correct, max_error):
-    """The reference: accept the most confident images for as long as the share of mistakes
-    among the accepted stays at most ``max_error``; the lowest such threshold."""
-    return _accepting(confidence, correct, max_error, lambda wrong, accepted, n: wrong / accepted)
+    """The reference: the lowest threshold, among the confidences, whose accepted images are at
+    most ``max_error`` wrong."""
+    descending, mistakes, accepted = _walk_down(confidence, correct)
+    return descending[np.flatnonzero(mistakes / accepted <= max_error)[-1]]
+
+
+def _over_all_images(confidence, correct, max_error):
+    """A known mistake: the mistakes divided by all the images instead of the accepted ones."""
+    descending, mistakes, accepted = _walk_down(confidence, correct)
+    return descending[np.flatnonzero(mistakes / len(accepted) <= max_error)[-1]]
 
 
 def _first_break(confidence, correct, max_error):
     """A known mistake: walking down from the most confident image and stopping at the first
     threshold whose error is over the target, although lower thresholds may meet it again."""
-    confidence, wrong = np.asarray(confidence, dtype=float), ~np.asarray(correct, dtype=bool)
-    order = np.argsort(-confidence, kind="stable")
-    error = np.cumsum(wrong[order]) / np.arange(1, len(order) + 1)
-    over = np.flatnonzero(error > max_error)
-    last = (over[0] - 1) if len(over) else len(order) - 1
-    return confidence[order][max(last, 0)]
+    descending, mistakes, accepted = _walk_down(confidence, correct)
+    over = np.flatnonzero(mistakes / accepted > max_error)
+    last = (over[0] - 1) if len(over) else len(descending) - 1
+    return descending[max(last, 0)]
 
 
 def _referral_cases():
@@ -131,7 +134,7 @@ def referral_threshold(fn):
     It is compared with the reference by what its threshold does (the images it accepts), on
     made-up calibration images; known mistakes are named."""
     mistakes = [
-        (lambda c, ok, e: _accepting(c, ok, e, lambda w, a, n: w / n),
+        (_over_all_images,
          "you divided the mistakes by all the images; the target is the share of mistakes among "
          "the images the threshold accepts (those at or above it), which are fewer."),
         (lambda c, ok, e: np.quantile(np.asarray(c, dtype=float), e),
