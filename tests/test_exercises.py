@@ -745,92 +745,6 @@ def test_ex06_mean_prediction_with_l1_recomputes_both_heads_and_spots_an_unchang
 
 
 
-# ----- notebook 12 ---------------------------------------------------------------------------
-
-def test_ex12_probe_at_128_judges_against_the_noise():
-    right = ex12.probe_at_128("higher", {32: 0.279, 64: 0.445, 128: 0.549}, 645)
-    assert right and "+27.0 points" in right.message and "right" in right.message
-    wrong = ex12.probe_at_128("same", {32: 0.279, 128: 0.549}, 645)
-    assert not wrong and "'higher'" in wrong.message and "you predicted 'same'" in wrong.message
-    assert ex12.probe_at_128("same", {32: 0.540, 128: 0.549}, 645)  # within 645 images' noise
-    assert "no prediction yet" in ex12.probe_at_128(..., {32: 0.3, 128: 0.5}, 645).message
-    assert "one of" in ex12.probe_at_128("better", {32: 0.3, 128: 0.5}, 645).message
-    assert not ex12.probe_at_128("higher", {32: 0.3}, 645)  # feedback, not a crash
-
-
-def test_ex12_flips_measures_again_and_judges_on_the_mirror_classes():
-    pair_accuracy, calls = _probe_at({False: 0.967, True: 0.525})
-    right = ex12.flips_in_training("lower", 0.525, True, pair_accuracy, 120)
-    assert right and "-44.2 points" in right.message and set(calls) == {False, True}
-    wrong = ex12.flips_in_training("same", 0.525, True, pair_accuracy, 120)
-    assert not wrong and "'lower'" in wrong.message
-    pair_accuracy, _ = _probe_at({False: 0.90, True: 0.92})  # within the noise of 120 images
-    assert ex12.flips_in_training("same", 0.92, True, pair_accuracy, 120)
-
-
-def test_ex12_flips_names_each_slip_without_the_figure():
-    pair_accuracy, _ = _probe_at({False: 0.967, True: 0.525})
-    assert "no prediction yet" in ex12.flips_in_training(..., 0.5, True, pair_accuracy, 120).message
-    assert "FLIP = True" in ex12.flips_in_training("lower", ..., True, pair_accuracy, 120).message
-    assert "FLIP is False" in ex12.flips_in_training("lower", 0.967, False, pair_accuracy, 120).message
-    assert "without flips" in ex12.flips_in_training("lower", 0.967, True, pair_accuracy, 120).message
-    stale = ex12.flips_in_training("lower", 0.6, True, pair_accuracy, 120)
-    assert not stale and "0.525" not in stale.message
-    assert not ex12.flips_in_training("lower", "a lot", True, pair_accuracy, 120)
-
-
-def _mirror_right(X, y, same, mirror):
-    shows = torch.tensor([k if k in same else mirror.get(k, -1) for k in y.tolist()])
-    return X[shows >= 0].flip(3), shows[shows >= 0]
-
-
-def _mirror_by_loop(X, y, same, mirror):
-    images, labels = [], []
-    for x, k in zip(X, y.tolist(), strict=True):
-        if k in same or k in mirror:
-            images.append(torch.flip(x, dims=[2]))  # one image: C x H x W
-            labels.append(k if k in same else mirror[k])
-    return torch.stack(images), labels
-
-
-def test_ex12_mirror_examples_agrees_with_two_ways_of_writing_it():
-    assert ex12.mirror_examples(_mirror_right)
-    assert ex12.mirror_examples(_mirror_by_loop)  # a list of labels is fine too
-
-
-def test_ex12_mirror_examples_names_each_mistake():
-    def upside_down(X, y, same, mirror):  # flipped along the height, not the width
-        images, labels = _mirror_right(X, y, same, mirror)
-        return images.flip(3).flip(2), labels
-
-    def kept(X, y, same, mirror):
-        return _mirror_right(X, y, same, mirror)[0], y[torch.tensor([k in same or k in mirror for k in y.tolist()])]
-
-    for wrong, words in [(upside_down, "upside down"), (kept, "keeps its old label"),
-                         (lambda X, y, s, m: _mirror_right(X, y, set(), m), "own mirror image"),
-                         (lambda X, y, s, m: _mirror_right(X, y, s, {}), "mirror pairs are missing"),
-                         (lambda X, y, s, m: (X.flip(3), torch.tensor([m.get(k, k) for k in y.tolist()])),
-                          "every image is mirrored"),
-                         (lambda X, y, s, m: _mirror_right(X, y, s, m)[0], "return two things"),
-                         (lambda X, y, s, m: (X[:1], y[:1]), "1 images came back"),
-                         (lambda X, y, s, m: (_mirror_right(X, y, s, m)[0] + 1, _mirror_right(X, y, s, m)[1]),
-                          "their images")]:
-        feedback = ex12.mirror_examples(wrong)
-        assert not feedback and words in feedback.message, feedback.message
-    assert "not a function" in ex12.mirror_examples(...).message
-    assert "returned None" in ex12.mirror_examples(lambda X, y, s, m: None).message
-
-
-def test_ex12_mirror_examples_leaves_the_cases_alone():
-    def vandal(X, y, same, mirror):
-        X.zero_()
-        same.clear()
-        return _mirror_right(X, y, same, mirror)
-
-    assert not ex12.mirror_examples(vandal)
-    assert ex12.mirror_examples(_mirror_right)  # the cases the vandal emptied were copies
-
-
 # ----- notebook 15 ---------------------------------------------------------------------------
 
 def test_ex15_padding_is_measured_on_a_real_sampler_and_explained():
@@ -1138,3 +1052,89 @@ def test_ex15_gap_with_four_replicas_recomputes_and_leaves_the_model_alone():
     assert "holding its statistics" in ex15.gap_with_four_replicas(1e-7, model, X, y).message
     assert f"{four:.3f}" not in ex15.gap_with_four_replicas(2 * four, model, X, y).message
     assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ----- notebook 12 ---------------------------------------------------------------------------
+
+def test_ex12_probe_at_128_judges_against_the_noise():
+    right = ex12.probe_at_128("higher", {32: 0.279, 64: 0.445, 128: 0.549}, 645)
+    assert right and "+27.0 points" in right.message and "right" in right.message
+    wrong = ex12.probe_at_128("same", {32: 0.279, 128: 0.549}, 645)
+    assert not wrong and "'higher'" in wrong.message and "you predicted 'same'" in wrong.message
+    assert ex12.probe_at_128("same", {32: 0.540, 128: 0.549}, 645)  # within 645 images' noise
+    assert "no prediction yet" in ex12.probe_at_128(..., {32: 0.3, 128: 0.5}, 645).message
+    assert "one of" in ex12.probe_at_128("better", {32: 0.3, 128: 0.5}, 645).message
+    assert not ex12.probe_at_128("higher", {32: 0.3}, 645)  # feedback, not a crash
+
+
+def test_ex12_flips_measures_again_and_judges_on_the_mirror_classes():
+    pair_accuracy, calls = _probe_at({False: 0.967, True: 0.525})
+    right = ex12.flips_in_training("lower", 0.525, True, pair_accuracy, 120)
+    assert right and "-44.2 points" in right.message and set(calls) == {False, True}
+    wrong = ex12.flips_in_training("same", 0.525, True, pair_accuracy, 120)
+    assert not wrong and "'lower'" in wrong.message
+    pair_accuracy, _ = _probe_at({False: 0.90, True: 0.92})  # within the noise of 120 images
+    assert ex12.flips_in_training("same", 0.92, True, pair_accuracy, 120)
+
+
+def test_ex12_flips_names_each_slip_without_the_figure():
+    pair_accuracy, _ = _probe_at({False: 0.967, True: 0.525})
+    assert "no prediction yet" in ex12.flips_in_training(..., 0.5, True, pair_accuracy, 120).message
+    assert "FLIP = True" in ex12.flips_in_training("lower", ..., True, pair_accuracy, 120).message
+    assert "FLIP is False" in ex12.flips_in_training("lower", 0.967, False, pair_accuracy, 120).message
+    assert "without flips" in ex12.flips_in_training("lower", 0.967, True, pair_accuracy, 120).message
+    stale = ex12.flips_in_training("lower", 0.6, True, pair_accuracy, 120)
+    assert not stale and "0.525" not in stale.message
+    assert not ex12.flips_in_training("lower", "a lot", True, pair_accuracy, 120)
+
+
+def _mirror_right(X, y, same, mirror):
+    shows = torch.tensor([k if k in same else mirror.get(k, -1) for k in y.tolist()])
+    return X[shows >= 0].flip(3), shows[shows >= 0]
+
+
+def _mirror_by_loop(X, y, same, mirror):
+    images, labels = [], []
+    for x, k in zip(X, y.tolist(), strict=True):
+        if k in same or k in mirror:
+            images.append(torch.flip(x, dims=[2]))  # one image: C x H x W
+            labels.append(k if k in same else mirror[k])
+    return torch.stack(images), labels
+
+
+def test_ex12_mirror_examples_agrees_with_two_ways_of_writing_it():
+    assert ex12.mirror_examples(_mirror_right)
+    assert ex12.mirror_examples(_mirror_by_loop)  # a list of labels is fine too
+
+
+def test_ex12_mirror_examples_names_each_mistake():
+    def upside_down(X, y, same, mirror):  # flipped along the height, not the width
+        images, labels = _mirror_right(X, y, same, mirror)
+        return images.flip(3).flip(2), labels
+
+    def kept(X, y, same, mirror):
+        return _mirror_right(X, y, same, mirror)[0], y[torch.tensor([k in same or k in mirror for k in y.tolist()])]
+
+    for wrong, words in [(upside_down, "upside down"), (kept, "keeps its old label"),
+                         (lambda X, y, s, m: _mirror_right(X, y, set(), m), "own mirror image"),
+                         (lambda X, y, s, m: _mirror_right(X, y, s, {}), "mirror pairs are missing"),
+                         (lambda X, y, s, m: (X.flip(3), torch.tensor([m.get(k, k) for k in y.tolist()])),
+                          "every image is mirrored"),
+                         (lambda X, y, s, m: _mirror_right(X, y, s, m)[0], "return two things"),
+                         (lambda X, y, s, m: (X[:1], y[:1]), "1 images came back"),
+                         (lambda X, y, s, m: (_mirror_right(X, y, s, m)[0] + 1, _mirror_right(X, y, s, m)[1]),
+                          "their images")]:
+        feedback = ex12.mirror_examples(wrong)
+        assert not feedback and words in feedback.message, feedback.message
+    assert "not a function" in ex12.mirror_examples(...).message
+    assert "returned None" in ex12.mirror_examples(lambda X, y, s, m: None).message
+
+
+def test_ex12_mirror_examples_leaves_the_cases_alone():
+    def vandal(X, y, same, mirror):
+        X.zero_()
+        same.clear()
+        return _mirror_right(X, y, same, mirror)
+
+    assert not ex12.mirror_examples(vandal)
+    assert ex12.mirror_examples(_mirror_right)  # the cases the vandal emptied were copies
