@@ -69,7 +69,7 @@ def flips_in_training(prediction, accuracy, flip, pair_accuracy, n_pair_images):
                     "are their own mirror image.",
            "higher": "Here the flipped copies helped more than the mixed-up labels hurt; look "
                      "at which classes the model now confuses.",
-           "same": "That is within what this few test images can resolve; the mixed-up labels "
+           "same": "That is within what so few test images can resolve; the mixed-up labels "
                    "did not show in this run. Try another seed before drawing a rule."}
     return predictions.judge(prediction, without, with_flips, n_pair_images, change, why, name)
 
