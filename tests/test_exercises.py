@@ -1137,4 +1137,4 @@ def test_ex12_mirror_examples_leaves_the_cases_alone():
         return _mirror_right(X, y, same, mirror)
 
     assert not ex12.mirror_examples(vandal)
-    assert ex12.mirror_examples(_mirror_right)  # the cases the vandal emptied were copies
+    assert ex12.mirror_examples(_mirror_right)  # the reference was computed on untouched cases
