@@ -15,6 +15,7 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     stats     accuracies with their noise: seeds, intervals; learning curves (01, 07, 08)
     domain    how far apart two domains are; importance weights     (02, 03)
     results   the application notebooks' final figures, for the README (09-12)
+    zoo       pretrained models' metadata, and images per second measured here (13)
     checks    exercise checking with feedback                       (every notebook)
     exercises the checks of each notebook's exercises               (every notebook)
     plot      images, learning curves                               (every notebook)
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
                "exercises", "plot", "finetune", "files", "widgets", "penalty",
-               "distributed", "domain", "inmemory", "results"}
+               "distributed", "domain", "inmemory", "results", "zoo"}
 
 
 def __getattr__(name):

@@ -27,6 +27,7 @@ from course_utils.exercises import (
     ex10,
     ex11,
     ex12,
+    ex13,
     ex15,
 )
 
@@ -1138,3 +1139,113 @@ def test_ex12_mirror_examples_leaves_the_cases_alone():
 
     assert not ex12.mirror_examples(vandal)
     assert ex12.mirror_examples(_mirror_right)  # the reference was computed on untouched cases
+
+
+# ----- notebook 13 ---------------------------------------------------------------------------
+
+SPEED = {"resnet18": 47.7, "efficientnet_b0": 54.1}  # images per second, measured on 2 cores
+FLOPS = {"resnet18": 1.814, "efficientnet_b0": 0.386}  # GFLOPs, torchvision's metadata
+
+
+def test_ex13_flops_and_speed_is_right_within_a_factor_of_one_and_a_half():
+    right = ex13.flops_and_speed(1.3, SPEED, FLOPS)
+    assert right and "1.13 times" in right.message and "4.7 times fewer" in right.message
+    assert ex13.flops_and_speed(0.8, SPEED, FLOPS)  # 1.13 / 0.8 < 1.5
+    assert not ex13.flops_and_speed(0.7, SPEED, FLOPS)
+
+
+def test_ex13_flops_and_speed_names_the_flops_guess_and_the_slips():
+    flops_guess = ex13.flops_and_speed(4.5, SPEED, FLOPS)
+    assert not flops_guess and "ratio of their FLOPs" in flops_guess.message
+    assert "more than" in ex13.flops_and_speed(2.5, SPEED, FLOPS).message
+    assert "less than" in ex13.flops_and_speed(0.3, SPEED, FLOPS).message
+    assert "no prediction yet" in ex13.flops_and_speed(..., SPEED, FLOPS).message
+    assert "positive" in ex13.flops_and_speed(-2, SPEED, FLOPS).message
+    assert "positive" in ex13.flops_and_speed(0, SPEED, FLOPS).message
+    assert "is a number" in ex13.flops_and_speed("faster", SPEED, FLOPS).message
+    assert not ex13.flops_and_speed(2.0, {"resnet18": 47.7}, FLOPS)  # feedback, not a crash
+
+
+def speed_at(batch):
+    """Measured on 2 cores at 224 px: the small model keeps 29 % at batch 1, the large one 82 %."""
+    return {1: {"mobilenet_v3_small": 136.4, "resnet50": 13.8},
+            16: {"mobilenet_v3_small": 469.5, "resnet50": 16.8}}[batch]
+
+
+def test_ex13_batch_of_one_judges_the_share_each_model_keeps():
+    right = ex13.batch_of_one("mobilenet_v3_small", 1, speed_at, 16)
+    assert right and "29 %" in right.message and "82 %" in right.message
+    wrong = ex13.batch_of_one("resnet50", 1, speed_at, 16)
+    assert not wrong and "you predicted 'resnet50'" in wrong.message
+
+    def reversed_speeds(batch):
+        return {1: {"mobilenet_v3_small": 400.0, "resnet50": 5.0},
+                16: {"mobilenet_v3_small": 469.5, "resnet50": 16.8}}[batch]
+
+    assert ex13.batch_of_one("resnet50", 1, reversed_speeds, 16)  # judged on the measurement
+
+
+def test_ex13_batch_of_one_asks_for_the_change_before_judging():
+    assert "no prediction yet" in ex13.batch_of_one(..., 1, speed_at, 16).message
+    assert "one of" in ex13.batch_of_one("vit_b_16", 1, speed_at, 16).message
+    not_changed = ex13.batch_of_one("resnet50", 16, speed_at, 16)
+    assert not not_changed and "SPEED_BATCH is 16" in not_changed.message
+    assert "%" not in not_changed.message  # the measurement stays hidden until the learner runs it
+    assert "SPEED_BATCH = 1" in ex13.batch_of_one("resnet50", ..., speed_at, 16).message
+
+
+def front_by_sorting(speed, accuracy):
+    """Another way to the front: fastest first, keep each model more accurate than all before."""
+    front, best = [], float("-inf")
+    for name in sorted(speed, key=lambda n: (-speed[n], -accuracy[n])):
+        if accuracy[name] > best or (front and (speed[name], accuracy[name]) == (speed[front[-1]], accuracy[front[-1]])):
+            front.append(name)
+            best = max(best, accuracy[name])
+    return front
+
+
+def front_by_pairs(speed, accuracy):
+    return {a for a in speed
+            if not any(speed[b] >= speed[a] and accuracy[b] >= accuracy[a] and (speed[b], accuracy[b]) != (speed[a], accuracy[a])
+                       for b in speed)}
+
+
+def test_ex13_pareto_front_agrees_with_two_ways_of_writing_it():
+    assert ex13.pareto_front(front_by_sorting)
+    assert ex13.pareto_front(front_by_pairs)  # a set is fine too
+
+
+def test_ex13_pareto_front_names_each_mistake():
+    def beaten(speed, accuracy):
+        return set(speed) - front_by_pairs(speed, accuracy)
+
+    def strict(speed, accuracy):
+        return [a for a in speed if not any(speed[b] > speed[a] or accuracy[b] > accuracy[a] for b in speed if b != a)]
+
+    def ties_vanish(speed, accuracy):
+        return [a for a in speed if not any(speed[b] >= speed[a] and accuracy[b] >= accuracy[a] for b in speed if b != a)]
+
+    for wrong, words in [(beaten, "*are* beaten"),
+                         (lambda s, a: [max(s, key=s.get)], "only the fastest"),
+                         (lambda s, a: [max(a, key=a.get)], "only the most accurate"),
+                         (lambda s, a: {max(s, key=s.get), max(a, key=a.get)}, "only the two ends"),
+                         (strict, "*or* on accuracy"),
+                         (ties_vanish, "identical models"),
+                         (lambda s, a: ["zz"], "not models of the zoo"),
+                         (lambda s, a: sorted(s), "models came back"),
+                         (lambda s, a: "a", "of type str"),
+                         (lambda s, a: 3, "of type int")]:
+        feedback = ex13.pareto_front(wrong)
+        assert not feedback and words in feedback.message, (words, feedback.message)
+    assert "not a function" in ex13.pareto_front(...).message
+    assert "returned None" in ex13.pareto_front(lambda s, a: None).message
+    assert "raised KeyError" in ex13.pareto_front(lambda s, a: s["nope"]).message
+
+
+def test_ex13_pareto_front_leaves_the_cases_alone():
+    def vandal(speed, accuracy):
+        speed.clear()
+        return []
+
+    assert not ex13.pareto_front(vandal)
+    assert ex13.pareto_front(front_by_pairs)  # the reference was computed on untouched cases
