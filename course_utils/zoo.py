@@ -8,10 +8,12 @@ no accuracy, so a timm row counts its parameters on a randomly initialised model
 accuracy empty. Speed does not depend on the weights either: random ones run as fast.
 """
 
+import importlib
+import logging
+
 import pandas as pd
 import timm
 import torch
-import torch.utils.benchmark
 from torchvision import models as tvm
 
 
@@ -65,6 +67,19 @@ def timm_card(name):
     }
 
 
+def _benchmark():
+    """``torch.utils.benchmark``, imported on first use. On a machine without CUDA its import
+    logs a warning about CUDA_HOME (from ``torch.utils.cpp_extension``) that says nothing about
+    timing; that one logger is quieted for the import and restored after it."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return importlib.import_module("torch.utils.benchmark")
+    finally:
+        logger.setLevel(level)
+
+
 def images_per_second(model, batch_size=16, size=224, device="cpu", min_run_time=1.0):
     """Inference throughput of ``model`` on random ``batch_size x 3 x size x size`` batches.
 
@@ -83,8 +98,8 @@ def images_per_second(model, batch_size=16, size=224, device="cpu", min_run_time
     model.eval().to(device)
     try:
         with torch.inference_mode():
-            timer = torch.utils.benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x},
-                                                num_threads=torch.get_num_threads())
+            timer = _benchmark().Timer(stmt="model(x)", globals={"model": model, "x": x},
+                                       num_threads=torch.get_num_threads())
             seconds = timer.blocked_autorange(min_run_time=min_run_time).median
     finally:
         model.train(was_training).to(was_on)

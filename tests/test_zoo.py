@@ -1,6 +1,7 @@
 """cu.zoo against references: torchvision's documented figures for ResNet-50's default weights,
 the published size of EfficientNet-Lite0, and a model whose speed is known because it sleeps."""
 
+import logging
 import time
 
 import pytest
@@ -61,9 +62,11 @@ def test_images_per_second_is_batch_size_over_the_time_per_batch():
     assert rate == pytest.approx(8 / 0.02, rel=0.15)
 
 
-def test_images_per_second_leaves_the_model_and_the_threads_as_it_found_them():
+def test_images_per_second_leaves_the_model_the_threads_and_the_logging_as_it_found_them():
     model = Sleeper(0.001).train()
     threads = torch.get_num_threads()
+    logger = logging.getLogger("torch.utils.cpp_extension")  # quieted while the Timer is imported
+    level = logger.level
     cu.zoo.images_per_second(model, batch_size=2, size=8, min_run_time=0.05)
     assert model.training and model.weight.device.type == "cpu"
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == threads and logger.level == level
