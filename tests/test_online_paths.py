@@ -1,7 +1,8 @@
 """The notebooks' online paths, run offline: random weights stand in for the downloads.
 
 Notebook 07 fine-tunes ResNet-50 and notebook 08 builds ``vision_learner(dls, resnet34)`` when
-their torchvision weights can be had. Here those weights files are random tensors placed in a
+their torchvision weights can be had; notebook 13 probes four torchvision backbones besides the
+Lite models. Here those weights files are random tensors placed in a
 private torch hub cache (torchvision checks a file's hash only when it downloads it), so both
 notebooks take their online branch, cell for cell, in fast mode. The accuracies mean nothing
 with random weights; that the code runs, on the other architecture, is what is tested, and
@@ -19,6 +20,7 @@ from torchvision import models as tvm
 import course_utils as cu
 
 REPO = cu.env.REPO_ROOT
+ZOO_PROBED = ("resnet18", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")  # 13's probe
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def torch_home(tmp_path_factory, shared_mirror):
     home = tmp_path_factory.mktemp("torch_home")
     checkpoints = home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    for name in ("resnet50", "resnet34"):
+    for name in ("resnet50", "resnet34", *ZOO_PROBED):
         torch.manual_seed(0)
         weights = tvm.get_model_weights(name).DEFAULT
         torch.save(tvm.get_model(name, weights=None).state_dict(),
@@ -58,8 +60,8 @@ def run_notebook(name, torch_home, runs):
                 os.environ[key] = value
     assert files_under(REPO / "notebooks") == before, "the notebook wrote into notebooks/"
     assert any(runs.rglob("*.p*")), "the notebook wrote nothing into its runs folder"
-    return "\n".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                     for output in cell.outputs)
+    return "\n".join(output.get("text", "") + output.get("data", {}).get("text/plain", "")
+                     for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs)
 
 
 @pytest.mark.slow
@@ -74,6 +76,16 @@ def test_notebook_08_runs_vision_learner_with_resnet34(torch_home, tmp_path):
     printed = run_notebook("08_fastai_finetune.ipynb", torch_home, tmp_path)
     assert "backbone: resnet34" in printed
     assert "3 parameter groups" in printed  # fastai splits a ResNet into three groups
+
+
+@pytest.mark.slow
+def test_notebook_13_probes_the_torchvision_backbones_when_their_weights_can_be_had(torch_home, tmp_path):
+    printed = run_notebook("13_tools_and_model_zoo.ipynb", torch_home, tmp_path)
+    assert "need a download" not in printed and "needs a download" not in printed
+    probe_table = printed[printed.index("EuroSAT probe"):]
+    for name in ZOO_PROBED:
+        assert name in probe_table
+    assert probe_table.count("cached or downloaded") == len(ZOO_PROBED)
 
 
 def test_a_cached_weights_file_is_used_without_a_download(torch_home, monkeypatch):
