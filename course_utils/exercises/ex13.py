@@ -76,8 +76,9 @@ def batch_of_one(prediction, batch, speed_at, full_batch):
                                  "reading every weight once) is a large share of its time; a "
                                  "batch shares that cost among its images. A large model's "
                                  "time is mostly arithmetic, which grows with the batch anyway.",
-           "resnet50": "Here the large model lost more: its layers ran less efficiently on one "
-                       "image than on a batch. Run the cell again to see whether it holds."}
+           "resnet50": "Here the large model lost more: on this machine its layers ran less "
+                       "efficiently on one image than on a batch. Compare the other small and "
+                       "large models in the table before drawing a rule from one pair."}
     verdict = "right" if prediction == loser else f"you predicted {prediction!r}, but"
     return checks.Feedback(prediction == loser,
                            f"{verdict}: {facts}, so {loser} lost the larger share. {why[loser]} "
