@@ -16,6 +16,8 @@ import timm
 import torch
 from torchvision import models as tvm
 
+from course_utils import models
+
 
 def torchvision_models():
     """The names of torchvision's ImageNet classification models (no detection, no video)."""
@@ -52,11 +54,11 @@ def timm_card(name):
     from ``pretrained_cfg``, and the parameters counted on a model built without weights. timm's
     metadata carry no ImageNet accuracy: the top-1 entry is None."""
     cfg = timm.models.get_pretrained_cfg(name)
-    model = timm.create_model(name, pretrained=False)
+    built = timm.create_model(name, pretrained=False)
     return {
         "model": name,
         "weights": cfg.hf_hub_id or cfg.url,
-        "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
+        "params (M)": models.count_parameters(built, trainable_only=False) / 1e6,
         "input (px)": cfg.input_size[-1],
         "crop_pct": cfg.crop_pct,
         "interpolation": cfg.interpolation,

@@ -70,3 +70,27 @@ def test_images_per_second_leaves_the_model_the_threads_and_the_logging_as_it_fo
     cu.zoo.images_per_second(model, batch_size=2, size=8, min_run_time=0.05)
     assert model.training and model.weight.device.type == "cpu"
     assert torch.get_num_threads() == threads and logger.level == level
+
+
+class ThreadCounter(nn.Module):
+    """Records how many threads PyTorch uses while it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.seen = set()
+
+    def forward(self, x):
+        self.seen.add(torch.get_num_threads())
+        return x.mean(dim=(1, 2, 3)) + self.weight
+
+
+def test_images_per_second_times_with_this_process_threads_not_the_timers_default_of_one():
+    model = ThreadCounter()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cu.zoo.images_per_second(model, batch_size=2, size=8, min_run_time=0.05)
+    finally:
+        torch.set_num_threads(previous)
+    assert model.seen == {2}
