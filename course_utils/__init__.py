@@ -13,7 +13,8 @@ Use it as ``import course_utils as cu`` and call ``cu.<module>.<function>``:
     distributed  one job in several processes (torchrun): shares, sums (15)
     files     whole-or-nothing writes, one writer per output folder (07)
     stats     accuracies with their noise: seeds, intervals; learning curves (01, 07, 08)
-    domain    how far apart two domains are; importance weights     (02, 03)
+    domain    how far apart two domains are; importance weights; CORAL, AdaBN (02, 03, 14)
+    fewshot   N-way K-shot episodes, nearest prototypes, their interval (14)
     results   the application notebooks' final figures, for the README (09-12)
     zoo       pretrained models' metadata, and images per second measured here (13)
     checks    exercise checking with feedback                       (every notebook)
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"env", "catalog", "data", "models", "features", "train", "stats", "checks",
                "exercises", "plot", "finetune", "files", "widgets", "penalty",
-               "distributed", "domain", "inmemory", "results", "zoo"}
+               "distributed", "domain", "inmemory", "results", "zoo", "fewshot"}
 
 
 def __getattr__(name):

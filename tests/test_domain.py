@@ -87,3 +87,50 @@ def test_domain_helpers_reject_mismatched_features():
         cu.domain.proxy_a_distance(np.zeros((20, 3)), np.zeros((20, 4)))
     with pytest.raises(ValueError, match="at least 10"):
         cu.domain.proxy_a_distance(np.zeros((5, 3)), np.zeros((20, 3)))
+
+
+def test_coral_gives_the_source_the_targets_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4))
+    target = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 4)) + 3.0
+    aligned = cu.domain.coral(source, target, eps=0.0)
+    np.testing.assert_allclose(aligned.mean(axis=0), target.mean(axis=0), atol=1e-9)
+    np.testing.assert_allclose(np.cov(aligned, rowvar=False), np.cov(target, rowvar=False), atol=1e-9)
+
+
+def test_coral_is_its_formula_with_scipys_matrix_square_roots():
+    from scipy.linalg import inv, sqrtm
+
+    rng = np.random.default_rng(1)
+    source, target = rng.normal(size=(30, 6)), 2 * rng.normal(size=(20, 6))  # fewer images than D needs eps
+    ridge = np.eye(6)
+    C_s, C_t = np.cov(source, rowvar=False) + ridge, np.cov(target, rowvar=False) + ridge
+    want = (source - source.mean(0)) @ inv(sqrtm(C_s)).real @ sqrtm(C_t).real + target.mean(0)
+    np.testing.assert_allclose(cu.domain.coral(source, target, eps=1.0), want, atol=1e-8)
+    with pytest.raises(ValueError, match="same D"):
+        cu.domain.coral(source, target[:, :5])
+    with pytest.raises(ValueError, match="negative"):
+        cu.domain.coral(source, target, eps=-1)
+
+
+def test_adabn_holds_the_average_of_the_batches_statistics_and_leaves_the_model_alone():
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+    images = 3 + 2 * torch.randn(50, 3, 8, 8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapted = cu.domain.adabn(model, images, batch_size=16)  # batches of 16, 16, 16 and 2
+    with torch.no_grad():
+        batches = [model[0](images[i:i + 16]) for i in range(0, 50, 16)]
+    # each batch counts once; BatchNorm stores each batch's unbiased variance
+    want_mean = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    want_var = torch.stack([b.var(dim=(0, 2, 3), unbiased=True) for b in batches]).mean(0)
+    bn = adapted[1]
+    torch.testing.assert_close(bn.running_mean, want_mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, want_var, rtol=1e-5, atol=1e-5)
+    assert not adapted.training and bn.momentum == model[1].momentum
+    torch.testing.assert_close(adapted[0].weight, model[0].weight)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        cu.domain.adabn(torch.nn.Linear(3, 2), torch.randn(4, 3))
