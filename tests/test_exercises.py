@@ -28,6 +28,7 @@ from course_utils.exercises import (
     ex11,
     ex12,
     ex13,
+    ex14,
     ex15,
 )
 
@@ -744,6 +745,63 @@ def test_ex06_mean_prediction_with_l1_recomputes_both_heads_and_spots_an_unchang
     unchanged = ex06.mean_prediction_with_l1(mse, fit_probe, features, grades)
     assert "mean prediction of the MSE head" in unchanged.message and f"{l1:.2f}" not in unchanged.message
 
+
+
+# ----- notebook 14 ---------------------------------------------------------------------------
+
+def test_ex14_adabn_on_darkness_judges_against_what_one_figure_resolves():
+    # 240 dark test images: one accuracy near 0.35 is known to about +-0.06
+    lower = ex14.adabn_on_darkness("lower", 0.354, 0.274, 240)
+    assert lower and "0.354" in lower.message and "from scratch" in lower.message
+    assert not ex14.adabn_on_darkness("higher", 0.354, 0.274, 240)
+    same = ex14.adabn_on_darkness("same", 0.354, 0.33, 240)
+    assert same and "'same'" in same.message
+    assert "no prediction yet" in ex14.adabn_on_darkness(..., 0.354, 0.274, 240).message
+    assert "one of" in ex14.adabn_on_darkness("worse", 0.354, 0.274, 240).message
+
+
+def test_ex14_prototypes_passes_the_reference_and_another_right_way():
+    assert ex14.prototypes(cu.fewshot.prototype_predict)
+
+    def with_torch(support, labels, query):
+        support, query = torch.as_tensor(support), torch.as_tensor(query)
+        labels = torch.as_tensor(labels)
+        means = torch.stack([support[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
+        return torch.cdist(query, means).argmin(1).numpy()
+
+    assert ex14.prototypes(with_torch)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    ("_farthest", "farthest"), ("_nearest_neighbour", "nearest single support image"),
+    ("_summed", "sums"), ("_cosine", "angle"), ("_row_order", "position")])
+def test_ex14_prototypes_names_each_known_mistake(mistake, words):
+    feedback = ex14.prototypes(getattr(ex14, mistake))
+    assert not feedback and words in feedback.message
+
+
+def test_ex14_prototypes_survives_crashes_shapes_and_inputs_changed_in_place():
+    assert "not a function" in ex14.prototypes(...).message
+    assert not ex14.prototypes(lambda support, labels, query: 1 / 0)
+    assert "shape" in ex14.prototypes(lambda support, labels, query: np.zeros((len(query), 3))).message
+
+    def vandal(support, labels, query):
+        answer = cu.fewshot.prototype_predict(support, labels, query)
+        support[:], query[:] = 0, 0  # the check hands out copies: its reference must not see this
+        return answer
+
+    assert ex14.prototypes(vandal)
+
+
+def test_ex14_inner_steps_asks_for_the_change_then_judges_it():
+    not_changed = ex14.inner_steps("lower", 5, 0.641, 0.641, 10000)
+    assert not not_changed and "still 5" in not_changed.message and "0.6" not in not_changed.message
+    assert "META_STEPS = 1" in ex14.inner_steps("lower", ..., 0.641, 0.641, 10000).message
+    assert "asks for 1" in ex14.inner_steps("lower", 3, 0.641, 0.62, 10000).message
+    right = ex14.inner_steps("lower", 1, 0.641, 0.598, 10000)
+    assert right and "0.598" in right.message and "ordinary training" in right.message
+    assert not ex14.inner_steps("same", 1, 0.641, 0.598, 10000)
+    assert ex14.inner_steps("same", 1, 0.641, 0.638, 10000)
 
 
 # ----- notebook 15 ---------------------------------------------------------------------------
