@@ -164,7 +164,9 @@ def test_badges_and_the_clone_follow_the_one_repository_address(monkeypatch):
     assert "github/someone/fork/blob/main/notebooks/07_pytorch_finetune_resnet.ipynb" in readme
     linked = "".join(re.findall(r"github/someone/fork/blob/main/(\S+?)\)", readme))
     planned = [f"{n:02d}_" for n in range(16) if not list((REPO / "notebooks").glob(f"{n:02d}_*.ipynb"))]
-    assert planned and not any(number in linked for number in planned)  # a planned notebook has no badge
+    assert not any(number in linked for number in planned)  # a planned notebook has no badge
+    existing = [p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")]
+    assert existing and all(f"notebooks/{name}" in linked for name in existing)  # each has one
 
 
 DRIVE_PROBE = """
