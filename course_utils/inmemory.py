@@ -29,9 +29,11 @@ BATCH = 32
 
 def as_tensors(dataset):
     """Every image of a data set in one tensor ``[N, 3, H, W]`` (channels_last: faster
-    convolutions on CPU and GPU), and its labels."""
-    X = torch.stack([image for image, _ in dataset]).contiguous(memory_format=torch.channels_last)
-    return X, torch.tensor(dataset.targets)
+    convolutions on CPU and GPU), and its labels. Any data set of (image, label) pairs will do,
+    a ``torch.utils.data.Subset`` of chosen images too: the labels come with the images."""
+    images, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    X = torch.stack(images).contiguous(memory_format=torch.channels_last)
+    return X, torch.as_tensor(labels)
 
 
 def small_cnn(num_classes=10, width=16):

@@ -169,3 +169,12 @@ def test_as_tensors_stacks_a_data_set(images):
     stacked, labels = cu.inmemory.as_tensors(dataset)
     assert torch.equal(stacked, X) and torch.equal(labels, y)
     assert stacked.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_as_tensors_takes_a_subset_whose_labels_come_with_its_images(images):
+    X, y = images
+    chosen = [5, 0, 3]
+    subset = torch.utils.data.Subset(torch.utils.data.TensorDataset(X, y), chosen)  # no .targets
+    stacked, labels = cu.inmemory.as_tensors(subset)
+    assert torch.equal(stacked, X[chosen]) and torch.equal(labels, y[chosen])
+    assert labels.dtype == torch.int64 and stacked.is_contiguous(memory_format=torch.channels_last)
